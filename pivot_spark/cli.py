@@ -1,0 +1,94 @@
+"""``pivot-spark``: the command line of the Spark side.
+
+``pivot-spark <command> [--config PRESET|FILE] [--lake URI] [--run-id ID] [key=value ...]``. Every command loads the
+typed config (preset or YAML file, then overrides), runs one job and ends with a one-screen summary. Errors name the
+input and what to do, and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pivot_spark.config import ConfigError, PivotConfig, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build semantic-pivot-aware pre-training data with Spark and Delta Lake.")
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="preset (smoke, local, cluster) or a YAML file")]
+LakeOpt = Annotated[str | None, typer.Option("--lake", help="lake root URI (overrides lake.uri)")]
+RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="run id; default derived from the inputs")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, section.key=value")]
+
+
+def _cfg(config: str, lake: str | None, run_id: str | None, overrides: list[str] | None,
+         extra: list[str] | None = None) -> PivotConfig:
+    items = list(overrides or []) + list(extra or [])
+    if lake:
+        items.append(f"lake.uri={lake}")
+    if run_id:
+        items.append(f"run.run_id={run_id}")
+    return load_config(config, items)
+
+
+def _run(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from e
+
+
+@app.command()
+def ingest(input: Annotated[str | None, typer.Option("--input", "-i", help="file or folder to ingest")] = None,
+           snapshot: Annotated[str | None, typer.Option(help="snapshot partition label")] = None,
+           config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+           overrides: Overrides = None) -> None:
+    """Ingest JSON Lines (plain, .gz, .zst), Parquet or .txt files into `documents` (bad records -> `quarantine`)."""
+    from pivot_spark.pipeline.ingest import ingest as job
+
+    extra = ([f"ingest.input={input}"] if input else []) + ([f"ingest.snapshot={snapshot}"] if snapshot else [])
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, extra)))
+
+
+@app.command()
+def corpus(config: ConfigOpt = "local", out: Annotated[str | None, typer.Option(help="output folder")] = None,
+           overrides: Overrides = None) -> None:
+    """Assemble the translated-Debian-documentation corpus as JSON Lines shards (cached downloads)."""
+    from pivot_spark.corpus.build import build_corpus
+
+    def go() -> None:
+        cfg = _cfg(config, None, None, overrides, [f"corpus.out={out}"] if out else [])
+        summary = build_corpus(cfg.corpus)
+        err.print_json(json.dumps(summary, default=str))
+
+    _run(go)
+
+
+@app.command()
+def status(config: ConfigOpt = "local", lake: LakeOpt = None,
+           runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10) -> None:
+    """Every table with its version and row count, and the last runs."""
+    from pivot_spark.pipeline.status import print_status
+
+    _run(lambda: print_status(_cfg(config, lake, None, None), n_runs=runs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], prog_name="pivot-spark", standalone_mode=True)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Delta Lake IO behind one small interface, without Spark.
+
+A lake is a root URI holding one Delta table per name (``{root}/{table}``). This module has the parts that need no
+Spark: table URIs, pinned versions, driver-side reads of small tables, driver-side commits of small Arrow tables and
+of file lists written by Spark tasks (the delta-rs bridge). :mod:`pivot_spark.lake.spark` adds the Spark side.
+
+Idempotency: every commit carries an application transaction ``(app_id, 1)`` with
+``app_id = "pivot-spark/{job}/{table}/{run_id}"``. Before committing, the writer asks the table whether that app id
+was already committed; if so the write is skipped. A repeated run (same run id) therefore commits nothing twice.
+Run ids are strings (user-given or derived from the job's inputs), not monotonic numbers, so the run id lives in the
+app id and the version is fixed at 1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, Schema, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import (
+    AddAction,
+    CommitProperties,
+    Transaction,
+    create_table_with_add_actions,
+)
+
+from pivot_spark.schemas import TABLES
+
+WriteMode = Literal["append", "overwrite"]
+PartitionFilter = Sequence[tuple[str, str, Any]]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One Parquet file written into a table folder by a Spark task, not yet committed."""
+
+    path: str  # relative to the table root, with Hive-style partition folders
+    size: int
+    partition_values: dict[str, str | None]
+    num_records: int
+    stats: str = ""  # Delta stats JSON; numRecords at least
+
+    def to_add(self) -> AddAction:
+        stats = self.stats or json.dumps({"numRecords": self.num_records})
+        return AddAction(self.path, self.size, self.partition_values, int(time.time() * 1000), True, stats)
+
+
+@dataclass
+class CommitResult:
+    table: str
+    version: int | None  # the table's version after the call (None: table still absent)
+    committed: bool  # False when the app transaction had already been committed (a repeated run)
+    rows: int = 0
+    files: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Lake:
+    """A root URI with one Delta table per name.
+
+    ``storage_options`` go to delta-rs (object-store credentials on ``s3://``).
+    """
+
+    def __init__(self, uri: str, storage_options: Mapping[str, str] | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        if "://" not in self.uri:
+            import os
+
+            self.uri = os.path.abspath(self.uri)
+
+    # -- locating -----------------------------------------------------------------------------------------------
+    def table_uri(self, table: str) -> str:
+        return f"{self.uri}/{table}"
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.uri or self.uri.startswith("file://")
+
+    def delta(self, table: str, version: int | None = None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.table_uri(table), version=version, storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+
+    def exists(self, table: str) -> bool:
+        return self.delta(table) is not None
+
+    def version(self, table: str) -> int | None:
+        dt = self.delta(table)
+        return None if dt is None else dt.version()
+
+    def versions(self, tables: Sequence[str]) -> dict[str, int | None]:
+        return {t: self.version(t) for t in tables}
+
+    def tables(self) -> list[str]:
+        return [t for t in TABLES if self.exists(t)]
+
+    def file_uris(self, table: str, version: int | None = None, partition_filters: PartitionFilter | None = None
+                  ) -> list[str]:
+        """Active files of a pinned version: the only correct way to read a bridge-written table's Parquet."""
+        dt = self.delta(table, version)
+        if dt is None:
+            return []
+        return dt.file_uris(partition_filters=list(partition_filters) if partition_filters else None)
+
+    def committed(self, table: str, app_id: str) -> bool:
+        dt = self.delta(table)
+        return dt is not None and (dt.transaction_version(app_id) or 0) >= 1
+
+    # -- driver-side reads of small tables ------------------------------------------------------------------------
+    def read_arrow(self, table: str, version: int | None = None, *, columns: list[str] | None = None,
+                   partition_filters: PartitionFilter | None = None, filter: pc.Expression | None = None
+                   ) -> pa.Table:
+        dt = self.delta(table, version)
+        schema = TABLES[table][0] if table in TABLES else None
+        if dt is None:
+            if schema is None:
+                raise FileNotFoundError(f"table {table} not in lake {self.uri}")
+            empty = schema.empty_table()
+            return empty.select(columns) if columns else empty
+        ds = dt.to_pyarrow_dataset(partitions=list(partition_filters) if partition_filters else None)
+        return ds.to_table(columns=columns, filter=filter)
+
+    # -- commits --------------------------------------------------------------------------------------------------
+    def commit_files(self, table: str, files: Sequence[FileEntry], *, mode: WriteMode, app_id: str,
+                     partition_filters: PartitionFilter | None = None, schema: pa.Schema | None = None
+                     ) -> CommitResult:
+        """Commit files that tasks wrote into the table folder, in ONE Delta transaction tagged with ``app_id``.
+
+        ``mode="overwrite"`` with ``partition_filters`` replaces only the matching partitions. An empty file list
+        still commits (so an overwrite to empty removes rows and a repeated run is recognised) unless the table
+        does not exist and there is nothing to write.
+        """
+        schema = schema or TABLES[table][0]
+        partition_by = TABLES[table][1] if table in TABLES else []
+        dt = self.delta(table)
+        props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)],
+                                 custom_metadata={"pivot_spark.app_id": app_id})
+        rows = sum(f.num_records for f in files)
+        if dt is not None and (dt.transaction_version(app_id) or 0) >= 1:
+            return CommitResult(table, dt.version(), False, rows, len(files))
+        adds = [f.to_add() for f in files]
+        if dt is None:
+            create_table_with_add_actions(
+                self.table_uri(table), Schema.from_arrow(schema), adds, mode="append",
+                partition_by=partition_by or None, storage_options=self.storage_options or None,
+                commit_properties=props)
+        else:
+            dt.create_write_transaction(
+                adds, mode=mode, schema=schema, partition_by=partition_by or None,
+                partition_filters=list(partition_filters) if partition_filters else None,
+                commit_properties=props)
+        return CommitResult(table, self.version(table), True, rows, len(files))
+
+    def write_arrow(self, table: str, data: pa.Table, *, mode: WriteMode, app_id: str,
+                    predicate: str | None = None) -> CommitResult:
+        """Driver-side write of a small Arrow table (runs, pivots) with the same idempotency as ``commit_files``."""
+        schema, partition_by = TABLES[table]
+        data = data.select(schema.names).cast(schema)
+        dt = self.delta(table)
+        if dt is not None and (dt.transaction_version(app_id) or 0) >= 1:
+            return CommitResult(table, dt.version(), False, data.num_rows)
+        props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)],
+                                 custom_metadata={"pivot_spark.app_id": app_id})
+        write_deltalake(self.table_uri(table), data, mode=mode, partition_by=partition_by or None,
+                        predicate=predicate if dt is not None else None,
+                        storage_options=self.storage_options or None, commit_properties=props)
+        return CommitResult(table, self.version(table), True, data.num_rows)
+
+    def history(self, table: str, limit: int = 5) -> list[dict[str, Any]]:
+        dt = self.delta(table)
+        return [] if dt is None else dt.history(limit)
+
+
+def app_id_for(job: str, table: str, run_id: str) -> str:
+    return f"pivot-spark/{job}/{table}/{run_id}"

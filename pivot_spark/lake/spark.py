@@ -1,0 +1,230 @@
+"""The Spark side of the lake: pinned reads and committed writes of DataFrames.
+
+Two backends behind the same two calls, ``read_table`` and ``write_table``:
+
+- **native**: ``df.write.format("delta")`` with ``txnAppId``/``txnVersion`` when the Delta jars are on the classpath
+  (production images); reads with ``versionAsOf``.
+- **bridge** (default here, where the jars cannot be had): each Spark task writes Parquet files for its rows into
+  the table folder (Hive-style partition folders) and returns only file metadata (path, size, partition values,
+  stats); the driver commits all of them in ONE Delta transaction with delta-rs. No table data reaches the driver.
+  A failed job commits nothing (its files are orphans that ``VACUUM`` removes); a retried task's first attempt is
+  never committed because only the successful attempts' metadata is returned.
+
+Reads always pin a version and read exactly that version's active files; reading the folder as plain Parquet would
+resurrect removed files.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from pivot_spark.lake.core import CommitResult, FileEntry, Lake, PartitionFilter, WriteMode
+from pivot_spark.schemas import TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+FILE_META = pa.schema([
+    pa.field("path", pa.string()),
+    pa.field("size", pa.int64()),
+    pa.field("partition_values", pa.string()),
+    pa.field("num_records", pa.int64()),
+    pa.field("stats", pa.string()),
+])
+
+# Rows per Parquet row group, per table: the trainer splits work by row group, so train_set keeps them small.
+ROW_GROUP_ROWS = {"train_set": 256, "doc_tokens": 2048, "documents": 2048}
+DEFAULT_ROW_GROUP_ROWS = 65536
+MAX_ROWS_PER_FILE = 2_000_000
+SAFE_PARTITION_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def spark_schema(table: str) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(TABLES[table][0])
+
+
+def native_available(spark: SparkSession) -> bool:
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
+        return True
+    except Exception:
+        return False
+
+
+def resolve_backend(spark: SparkSession, backend: str) -> str:
+    if backend == "auto":
+        return "native" if native_available(spark) else "bridge"
+    if backend == "native" and not native_available(spark):
+        raise RuntimeError("lake.backend=native but the Delta Lake jars are not on the classpath; "
+                           "use the Spark image (docker/spark) or lake.backend=bridge")
+    return backend
+
+
+def _check_partition_value(col: str, value: Any) -> str:
+    if value is None:
+        raise ValueError(f"partition column {col} is null")
+    s = str(value)
+    if not s or not set(s) <= SAFE_PARTITION_CHARS:
+        raise ValueError(f"partition value {col}={s!r}: use letters, digits, '.', '_' and '-' only")
+    return s
+
+
+def _stats(table: pa.Table) -> str:
+    """Delta file statistics: record count plus min/max/null counts of the primitive columns (data skipping)."""
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        t = col.type
+        nulls[name] = col.null_count
+        if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)) and col.null_count < len(col):
+            mm = pc.min_max(col)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if isinstance(lo, str):  # Delta truncates string stats; keep them short
+                lo, hi = lo[:32], None if len(hi) > 32 else hi
+            if isinstance(lo, float) and (lo != lo or hi != hi):
+                continue
+            mins[name] = lo
+            if hi is not None:
+                maxs[name] = hi
+    return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls},
+                      default=str)
+
+
+def make_file_writer(table_uri: str, table: str, file_prefix: str,
+                     storage_options: dict[str, str] | None = None):
+    """The function each Spark task runs (``mapInArrow``): write this partition's rows, return file metadata."""
+    schema, partition_by = TABLES[table]
+    data_schema = pa.schema([f for f in schema if f.name not in partition_by])
+    rg_rows = ROW_GROUP_ROWS.get(table, DEFAULT_ROW_GROUP_ROWS)
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs, root = pafs.FileSystem.from_uri(table_uri)
+        if storage_options and isinstance(fs, pafs.S3FileSystem):
+            fs = pafs.S3FileSystem(access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
+                                   secret_key=storage_options.get("AWS_SECRET_ACCESS_KEY"),
+                                   region=storage_options.get("AWS_REGION"),
+                                   endpoint_override=storage_options.get("AWS_ENDPOINT_URL"))
+        task = uuid.uuid4().hex[:12]
+        pending: dict[tuple[str, ...], list[pa.Table]] = {}
+        out: list[dict[str, Any]] = []
+
+        def flush(key: tuple[str, ...]) -> None:
+            parts = pending.pop(key, [])
+            if not parts:
+                return
+            data = pa.concat_tables(parts).select(data_schema.names).cast(data_schema)
+            sub = "/".join(f"{c}={v}" for c, v in zip(partition_by, key, strict=True))
+            rel = f"{sub + '/' if sub else ''}{file_prefix}-{task}-{len(out):05d}.parquet"
+            fs.create_dir(f"{root}/{sub}" if sub else root, recursive=True)
+            with fs.open_output_stream(f"{root}/{rel}") as sink:
+                pq.write_table(data, sink, row_group_size=rg_rows, compression="zstd")
+            size = fs.get_file_info(f"{root}/{rel}").size
+            out.append({"path": rel, "size": size,
+                        "partition_values": json.dumps(dict(zip(partition_by, key, strict=True))),
+                        "num_records": data.num_rows, "stats": _stats(data)})
+
+        for rb in batches:
+            if rb.num_rows == 0:
+                continue
+            t = pa.Table.from_batches([rb])
+            if partition_by:
+                keys = t.select(partition_by).group_by(partition_by).aggregate([])
+                for row in keys.to_pylist():
+                    key = tuple(_check_partition_value(c, row[c]) for c in partition_by)
+                    mask = None
+                    for c in partition_by:
+                        m = pc.equal(t[c].cast(pa.string()), key[partition_by.index(c)])
+                        mask = m if mask is None else pc.and_(mask, m)
+                    pending.setdefault(key, []).append(t.filter(mask))
+                    if sum(p.num_rows for p in pending[key]) >= MAX_ROWS_PER_FILE:
+                        flush(key)
+            else:
+                pending.setdefault((), []).append(t)
+                if sum(p.num_rows for p in pending[()]) >= MAX_ROWS_PER_FILE:
+                    flush(())
+        for key in list(pending):
+            flush(key)
+        if out:
+            yield pa.RecordBatch.from_pylist(out, schema=FILE_META)
+
+    return write
+
+
+def read_table(spark: SparkSession, lake: Lake, table: str, version: int | None = None, *,
+               backend: str = "auto", partition_filters: PartitionFilter | None = None) -> DataFrame:
+    """A DataFrame of exactly the rows of ``table`` at ``version`` (the latest when None)."""
+    backend = resolve_backend(spark, backend)
+    schema = spark_schema(table)
+    if not lake.exists(table):
+        return spark.createDataFrame([], schema)
+    if version is None:
+        version = lake.version(table)
+    uri = lake.table_uri(table)
+    if backend == "native":
+        df = spark.read.format("delta").option("versionAsOf", version).load(uri)
+        for col, op, val in partition_filters or []:
+            if op == "=":
+                df = df.filter(df[col] == val)
+            elif op == "in":
+                df = df.filter(df[col].isin(list(val)))
+            else:
+                raise ValueError(f"partition filter op {op!r}")
+        return df.select(*schema.fieldNames())
+    files = lake.file_uris(table, version, partition_filters)
+    if not files:
+        return spark.createDataFrame([], schema)
+    # basePath makes Spark parse the Hive partition folders into the partition columns (typed by our schema).
+    return spark.read.schema(schema).option("basePath", uri).parquet(*files).select(*schema.fieldNames())
+
+
+def write_table(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_id: str,
+                partition_filters: PartitionFilter | None = None, backend: str = "auto") -> CommitResult:
+    """Write ``df`` as one commit of ``table`` tagged with ``app_id``; a repeated ``app_id`` commits nothing."""
+    spark = df.sparkSession
+    backend = resolve_backend(spark, backend)
+    schema, partition_by = TABLES[table]
+    if lake.committed(table, app_id):
+        return CommitResult(table, lake.version(table), False)
+    df = df.select(*[df[f.name].cast(spark_schema(table)[f.name].dataType) for f in schema])
+    if backend == "native":
+        return _write_native(df, lake, table, mode=mode, app_id=app_id, partition_filters=partition_filters,
+                             partition_by=partition_by)
+    writer = make_file_writer(lake.table_uri(table), table, app_id.split("/")[-1][:40].replace(".", "-"),
+                              lake.storage_options)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    meta = df.mapInArrow(writer, from_arrow_schema(FILE_META)).collect()  # metadata only: one row per written file
+    files = [FileEntry(r["path"], r["size"], json.loads(r["partition_values"]), r["num_records"], r["stats"])
+             for r in meta]
+    return lake.commit_files(table, files, mode=mode, app_id=app_id, partition_filters=partition_filters)
+
+
+def _write_native(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_id: str,
+                  partition_filters: PartitionFilter | None, partition_by: Sequence[str]) -> CommitResult:
+    w = (df.write.format("delta").mode(mode).option("txnAppId", app_id).option("txnVersion", 1)
+         .option("userMetadata", app_id))
+    if partition_by:
+        w = w.partitionBy(*partition_by)
+    if mode == "overwrite" and partition_filters:
+        clauses = []
+        for col, op, val in partition_filters:
+            if op == "=":
+                clauses.append(f"{col} = '{val}'")
+            elif op == "in":
+                clauses.append(f"{col} IN ({', '.join(repr(str(v)) for v in val)})")
+            else:
+                raise ValueError(f"partition filter op {op!r}")
+        w = w.option("replaceWhere", " AND ".join(clauses))
+    w.save(lake.table_uri(table))
+    return CommitResult(table, lake.version(table), True)

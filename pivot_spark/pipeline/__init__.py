@@ -1,0 +1,1 @@
+"""Spark jobs: each reads pinned table versions, calls pure steps on Arrow batches, commits its outputs."""

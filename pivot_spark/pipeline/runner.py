@@ -1,0 +1,205 @@
+"""Run a job: pin inputs, derive the run id, execute, commit, record the run.
+
+Every job goes through :func:`run_job`, which gives it a :class:`RunContext` and takes care of what all jobs share:
+
+- **Pinned inputs.** Input tables are pinned at their current versions when the run starts. The pins are written to
+  an intent file ``{lake}/_runs/{run_id}.json`` first, so a re-run of a crashed run id reads exactly what the first
+  attempt read, and the outputs it had already committed are recognised (their application transaction) and skipped.
+- **Run ids.** ``--run-id`` if given; otherwise derived from the job, the effective config and the pinned input
+  versions (or the input files' listing), so running the same job on unchanged inputs is a no-op.
+- **The runs table.** A finished run appends one row (status ``ok``) in a transaction of its own; a run id that is
+  already in ``runs`` returns at once and commits nothing. A failed run commits nothing at all, ``runs`` included:
+  a crash leaves every table at its previous version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pyarrow import fs as pafs
+from rich.console import Console
+from rich.table import Table
+
+from pivot_spark.config import PivotConfig
+from pivot_spark.lake.core import CommitResult, Lake, PartitionFilter, WriteMode, app_id_for
+from pivot_spark.schemas import RUNS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+class AlreadyCommitted(Exception):
+    """The run id is already recorded in ``runs``: nothing to do."""
+
+
+@dataclass
+class RunContext:
+    cfg: PivotConfig
+    job: str
+    lake: Lake
+    run_id: str
+    inputs: dict[str, int | None]
+    outputs: dict[str, int | None] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    committed: dict[str, bool] = field(default_factory=dict)
+    _spark: Any = None
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from pivot_spark.session import build_session
+
+            self._spark = build_session(self.cfg)
+        return self._spark
+
+    @property
+    def backend(self) -> str:
+        from pivot_spark.lake.spark import resolve_backend
+
+        return resolve_backend(self.spark, self.cfg.lake.backend)
+
+    def app_id(self, table: str) -> str:
+        return app_id_for(self.job, table, self.run_id)
+
+    def read(self, table: str, *, partition_filters: PartitionFilter | None = None) -> DataFrame:
+        """The table at the version pinned for this run (pinned now if the job did not declare it)."""
+        from pivot_spark.lake.spark import read_table
+
+        if table not in self.inputs:
+            self.inputs[table] = self.lake.version(table)
+        return read_table(self.spark, self.lake, table, self.inputs[table], backend=self.backend,
+                          partition_filters=partition_filters)
+
+    def read_arrow(self, table: str, **kw: Any) -> pa.Table:
+        if table not in self.inputs:
+            self.inputs[table] = self.lake.version(table)
+        return self.lake.read_arrow(table, self.inputs[table], **kw)
+
+    def write(self, df: DataFrame, table: str, *, mode: WriteMode = "append",
+              partition_filters: PartitionFilter | None = None) -> CommitResult:
+        from pivot_spark.lake.spark import write_table
+
+        res = write_table(df, self.lake, table, mode=mode, app_id=self.app_id(table),
+                          partition_filters=partition_filters, backend=self.backend)
+        return self._record(res)
+
+    def write_arrow(self, data: pa.Table, table: str, *, mode: WriteMode = "append",
+                    predicate: str | None = None) -> CommitResult:
+        return self._record(self.lake.write_arrow(table, data, mode=mode, app_id=self.app_id(table),
+                                                  predicate=predicate))
+
+    def _record(self, res: CommitResult) -> CommitResult:
+        self.outputs[res.table] = res.version
+        self.committed[res.table] = res.committed
+        return res
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri)
+
+
+def _intent_path(lake: Lake, run_id: str) -> str:
+    return f"{lake.uri}/_runs/{run_id}.json"
+
+
+def read_intent(lake: Lake, run_id: str) -> dict[str, Any] | None:
+    fs, path = _fs(_intent_path(lake, run_id))
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read().decode())
+
+
+def write_intent(lake: Lake, run_id: str, payload: Mapping[str, Any]) -> None:
+    fs, path = _fs(_intent_path(lake, run_id))
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    tmp = path + ".tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write(json.dumps(payload, sort_keys=True, indent=1).encode())
+    fs.move(tmp, path)
+
+
+def derive_run_id(job: str, cfg: PivotConfig, pins: Mapping[str, Any], identity: Any = None) -> str:
+    body = cfg.model_dump(mode="json")
+    body["run"]["run_id"] = None
+    body.pop("preset", None)
+    blob = json.dumps({"job": job, "cfg": body, "pins": pins, "identity": identity}, sort_keys=True, default=str)
+    return f"{job}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def previous_run(lake: Lake, run_id: str) -> dict[str, Any] | None:
+    if not lake.exists("runs"):
+        return None
+    import pyarrow.compute as pc
+
+    t = lake.read_arrow("runs", filter=pc.field("run_id") == run_id)
+    return t.to_pylist()[0] if t.num_rows else None
+
+
+def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
+            input_tables: Sequence[str] = (), identity: Any = None, quiet: bool = False) -> dict[str, Any]:
+    """Execute ``body`` as run of ``job``; returns the run summary (also stored in ``runs``)."""
+    lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
+    pins: dict[str, int | None] = {t: lake.version(t) for t in input_tables}
+    run_id = cfg.run.run_id or derive_run_id(job, cfg, pins, identity)
+    prev = previous_run(lake, run_id)
+    if prev is not None:
+        summary = {"run_id": run_id, "job": job, "status": "already-committed",
+                   "counts": json.loads(prev["counts"] or "{}"), "outputs": json.loads(prev["outputs"] or "{}")}
+        if not quiet:
+            console.print(f"[bold]{job}[/]: run [cyan]{run_id}[/] is already committed "
+                          f"(finished {prev['finished']}); nothing to do.")
+        return summary
+    intent = read_intent(lake, run_id)
+    if intent is not None and intent.get("job") == job:
+        pins = {k: v for k, v in intent["inputs"].items()}  # a retry reads what the first attempt read
+    else:
+        write_intent(lake, run_id, {"job": job, "inputs": pins, "identity": identity,
+                                    "created": datetime.now(UTC).isoformat()})
+    if not quiet:
+        console.rule(f"pivot-spark {job} · run {run_id}")
+        console.print(f"lake: {lake.uri}   preset: {cfg.preset}   inputs: {pins}")
+        console.print("[dim]effective config:[/]\n" + cfg.to_yaml(), highlight=False, markup=False)
+    ctx = RunContext(cfg=cfg, job=job, lake=lake, run_id=run_id, inputs=dict(pins))
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    extra = body(ctx) or {}
+    ctx.counts.update(extra)
+    ctx.counts["seconds"] = round(time.perf_counter() - t0, 2)
+    finished = datetime.now(UTC)
+    row = {
+        "run_id": run_id, "job": job, "config": cfg.to_json(),
+        "inputs": json.dumps(ctx.inputs, sort_keys=True), "outputs": json.dumps(ctx.outputs, sort_keys=True),
+        "counts": json.dumps(ctx.counts, sort_keys=True, default=str), "status": "ok", "message": None,
+        "started": started, "finished": finished,
+    }
+    lake.write_arrow("runs", pa.Table.from_pylist([row], schema=RUNS), mode="append",
+                     app_id=app_id_for(job, "runs", run_id))
+    summary = {"run_id": run_id, "job": job, "status": "ok", "counts": ctx.counts, "outputs": ctx.outputs,
+               "committed": ctx.committed}
+    if not quiet:
+        print_summary(summary)
+    return summary
+
+
+def print_summary(summary: Mapping[str, Any]) -> None:
+    t = Table(title=f"{summary['job']} · {summary['run_id']} · {summary['status']}", show_header=True)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for k, v in summary.get("counts", {}).items():
+        t.add_row(str(k), json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, dict | list) else str(v))
+    for k, v in summary.get("outputs", {}).items():
+        mark = "" if summary.get("committed", {}).get(k, True) else " (already committed)"
+        t.add_row(f"table {k}", f"v{v}{mark}")
+    Console().print(t)
