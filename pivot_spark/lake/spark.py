@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -101,6 +101,15 @@ def _stats(table: pa.Table) -> str:
                       default=str)
 
 
+def _maybe_inject_failure(table: str) -> None:
+    """Tests fail a write task on purpose by setting the Spark local property ``pivot.inject_failure``."""
+    from pyspark import TaskContext
+
+    tc = TaskContext.get()
+    if tc is not None and tc.getLocalProperty("pivot.inject_failure") in (table, "*"):
+        raise RuntimeError(f"injected failure while writing {table} (pivot.inject_failure)")
+
+
 def make_file_writer(table_uri: str, table: str, file_prefix: str,
                      storage_options: dict[str, str] | None = None):
     """The function each Spark task runs (``mapInArrow``): write this partition's rows, return file metadata."""
@@ -109,6 +118,7 @@ def make_file_writer(table_uri: str, table: str, file_prefix: str,
     rg_rows = ROW_GROUP_ROWS.get(table, DEFAULT_ROW_GROUP_ROWS)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        _maybe_inject_failure(table)
         fs, root = pafs.FileSystem.from_uri(table_uri)
         if storage_options and isinstance(fs, pafs.S3FileSystem):
             fs = pafs.S3FileSystem(access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
@@ -188,30 +198,42 @@ def read_table(spark: SparkSession, lake: Lake, table: str, version: int | None 
     return spark.read.schema(schema).option("basePath", uri).parquet(*files).select(*schema.fieldNames())
 
 
+def stage_files(df: DataFrame, lake: Lake, table: str, *, file_prefix: str) -> list[FileEntry]:
+    """Bridge, phase 1: Spark tasks write ``df`` as Parquet files into the table folder; return their metadata.
+
+    Nothing is visible to readers until :meth:`Lake.commit_files` commits the list.
+    """
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema = TABLES[table][0]
+    df = df.select(*[df[f.name].cast(spark_schema(table)[f.name].dataType) for f in schema])
+    writer = make_file_writer(lake.table_uri(table), table, file_prefix, lake.storage_options)
+    meta = df.mapInArrow(writer, from_arrow_schema(FILE_META)).collect()  # metadata only: a row per file
+    return [FileEntry(r["path"], r["size"], json.loads(r["partition_values"]), r["num_records"], r["stats"])
+            for r in meta]
+
+
 def write_table(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_id: str,
                 partition_filters: PartitionFilter | None = None, backend: str = "auto") -> CommitResult:
     """Write ``df`` as one commit of ``table`` tagged with ``app_id``; a repeated ``app_id`` commits nothing."""
-    spark = df.sparkSession
-    backend = resolve_backend(spark, backend)
-    schema, partition_by = TABLES[table]
+    backend = resolve_backend(df.sparkSession, backend)
     if lake.committed(table, app_id):
         return CommitResult(table, lake.version(table), False)
-    df = df.select(*[df[f.name].cast(spark_schema(table)[f.name].dataType) for f in schema])
     if backend == "native":
-        return _write_native(df, lake, table, mode=mode, app_id=app_id, partition_filters=partition_filters,
-                             partition_by=partition_by)
-    writer = make_file_writer(lake.table_uri(table), table, app_id.split("/")[-1][:40].replace(".", "-"),
-                              lake.storage_options)
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    meta = df.mapInArrow(writer, from_arrow_schema(FILE_META)).collect()  # metadata only: one row per written file
-    files = [FileEntry(r["path"], r["size"], json.loads(r["partition_values"]), r["num_records"], r["stats"])
-             for r in meta]
+        return write_native(df, lake, table, mode=mode, app_id=app_id, partition_filters=partition_filters)
+    files = stage_files(df, lake, table, file_prefix=file_prefix_of(app_id))
     return lake.commit_files(table, files, mode=mode, app_id=app_id, partition_filters=partition_filters)
 
 
-def _write_native(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_id: str,
-                  partition_filters: PartitionFilter | None, partition_by: Sequence[str]) -> CommitResult:
+def file_prefix_of(app_id: str) -> str:
+    return app_id.rsplit("/", 1)[-1][:40].replace(".", "-")
+
+
+def write_native(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_id: str,
+                 partition_filters: PartitionFilter | None = None) -> CommitResult:
+    """Native backend: Delta's own writer, idempotent through ``txnAppId``/``txnVersion``."""
+    schema, partition_by = TABLES[table]
+    df = df.select(*[df[f.name].cast(spark_schema(table)[f.name].dataType) for f in schema])
     w = (df.write.format("delta").mode(mode).option("txnAppId", app_id).option("txnVersion", 1)
          .option("userMetadata", app_id))
     if partition_by:

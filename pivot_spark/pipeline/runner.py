@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pivot_spark.config import PivotConfig
-from pivot_spark.lake.core import CommitResult, Lake, PartitionFilter, WriteMode, app_id_for
+from pivot_spark.lake.core import CommitResult, FileEntry, Lake, PartitionFilter, WriteMode, app_id_for
 from pivot_spark.schemas import RUNS
 
 if TYPE_CHECKING:
@@ -44,6 +44,15 @@ class AlreadyCommitted(Exception):
 
 
 @dataclass
+class _Staged:
+    table: str
+    mode: WriteMode
+    partition_filters: PartitionFilter | None
+    files: list[FileEntry] | None
+    df: Any
+
+
+@dataclass
 class RunContext:
     cfg: PivotConfig
     job: str
@@ -54,6 +63,7 @@ class RunContext:
     counts: dict[str, Any] = field(default_factory=dict)
     committed: dict[str, bool] = field(default_factory=dict)
     _spark: Any = None
+    _staged: list[_Staged] = field(default_factory=list)
 
     @property
     def spark(self) -> SparkSession:
@@ -87,12 +97,38 @@ class RunContext:
         return self.lake.read_arrow(table, self.inputs[table], **kw)
 
     def write(self, df: DataFrame, table: str, *, mode: WriteMode = "append",
-              partition_filters: PartitionFilter | None = None) -> CommitResult:
-        from pivot_spark.lake.spark import write_table
+              partition_filters: PartitionFilter | None = None) -> int:
+        """Stage a write of ``df``; it is committed with the job's other writes after the job body succeeds.
 
-        res = write_table(df, self.lake, table, mode=mode, app_id=self.app_id(table),
-                          partition_filters=partition_filters, backend=self.backend)
-        return self._record(res)
+        Bridge: Spark tasks write the files now (so a failure commits nothing); native: Delta writes at commit.
+        Returns the number of rows staged (bridge) or -1 (native, counted by Delta).
+        """
+        from pivot_spark.lake.spark import file_prefix_of, stage_files
+
+        app_id = self.app_id(table)
+        if self.lake.committed(table, app_id):  # a retry of a run that got this far
+            self._staged.append(_Staged(table, mode, partition_filters, files=[], df=None))
+            return 0
+        if self.backend == "native":
+            self._staged.append(_Staged(table, mode, partition_filters, files=None, df=df))
+            return -1
+        files = stage_files(df, self.lake, table, file_prefix=file_prefix_of(app_id))
+        self._staged.append(_Staged(table, mode, partition_filters, files=files, df=None))
+        return sum(f.num_records for f in files)
+
+    def commit_staged(self) -> None:
+        from pivot_spark.lake.spark import write_native
+
+        for st in self._staged:
+            app_id = self.app_id(st.table)
+            if st.df is not None:
+                res = write_native(st.df, self.lake, st.table, mode=st.mode, app_id=app_id,
+                                   partition_filters=st.partition_filters)
+            else:
+                res = self.lake.commit_files(st.table, st.files or [], mode=st.mode, app_id=app_id,
+                                             partition_filters=st.partition_filters)
+            self._record(res)
+        self._staged.clear()
 
     def write_arrow(self, data: pa.Table, table: str, *, mode: WriteMode = "append",
                     predicate: str | None = None) -> CommitResult:
@@ -175,6 +211,7 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     extra = body(ctx) or {}
+    ctx.commit_staged()  # all Spark work succeeded: commit every output, each in one transaction
     ctx.counts.update(extra)
     ctx.counts["seconds"] = round(time.perf_counter() - t0, 2)
     finished = datetime.now(UTC)

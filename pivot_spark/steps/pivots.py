@@ -1,0 +1,261 @@
+"""The semantic pivot set from the aggregated co-occurrence graph of one window (pandas/numpy only).
+
+Paper-notes section 4: semantic pivots are hub tokens of the token co-occurrence graph, tokens that co-occur
+strongly with many tokens. What "strongly" and "hub" mean is decided here (docs/pivots.md explains the choices):
+
+- Nodes are (token, language) pairs, as counted by :func:`pivot_spark.steps.cooccur.count_pairs`; with
+  ``cross_lingual_only`` only edges between different languages are used.
+- **Association** corrects raw counts for background frequency so that frequent tokens do not win by volume:
+  ``ppmi`` is positive pointwise mutual information of window pair counts, ``max(0, log(c(a,b) S / (r_a r_b)))``
+  with ``r`` a node's total pair count (row sum of the symmetric count matrix) and ``S`` the sum of all ``r``;
+  ``lift`` is document-level log-lift, ``log(d(a,b) N / (df_a df_b))``, with document frequencies from
+  ``token_stats`` and ``N`` documents.
+- An edge is **strong** when ``count >= min_pair_count`` and association ``>= min_assoc`` and both tokens pass
+  the token filters (no content, too short, no letters, too rare, too frequent).
+- **Hub score** of a token = strength x log(1 + effective languages): strength is the sum of association over
+  its strong edges (weighted degree: how many tokens it associates with, and how far above chance); effective
+  languages is exp(entropy) of the share of that strength carried by each language, counting both ends of each
+  edge, so a stray edge in one more language barely moves it while a token spread evenly over k languages gets k.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pivot_spark.config import PivotsConfig
+
+WORD_START = "\u2581"  # SentencePiece's word-start marker
+
+PIVOT_COLUMNS = ["token_id", "piece", "score", "degree", "n_langs", "rank", "pivot_set", "tokenizer"]
+
+
+@dataclass(frozen=True)
+class PivotResult:
+    """``pivots`` matches the ``pivots`` table (schemas.PIVOTS); ``tokens`` is the audit trail: every token
+    of ``token_stats`` with its hub statistics and why it was dropped (``reason`` is None for the pivots)."""
+
+    pivots: pd.DataFrame
+    tokens: pd.DataFrame
+
+    def dropped(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.tokens["reason"].value_counts().items()}
+
+
+def piece_width(piece: str) -> int:
+    """Characters of a piece without the word-start marker; East Asian wide characters count 2, since one
+    CJK character is a word or morpheme where one Latin letter is not."""
+    text = piece.replace(WORD_START, "")
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def has_letters(piece: str) -> bool:
+    return any(ch.isalpha() for ch in piece.replace(WORD_START, ""))
+
+
+def token_filter(
+    stats: pd.DataFrame,
+    *,
+    n_docs: int,
+    pieces: Sequence[str] | Mapping[int, str],
+    content: np.ndarray,
+    cfg: PivotsConfig,
+    stop_ids: Iterable[int] | None = None,
+) -> pd.DataFrame:
+    """Per token of ``token_stats`` (summed over languages): ``token_id, piece, count, doc_count, doc_freq,
+    reason`` where ``reason`` names the first filter that drops it (None: kept).
+
+    ``doc_count`` summed over languages counts a document once per language the token appears in there, so
+    ``doc_freq`` is an upper bound; it only feeds the function-word filter, where erring high is harmless."""
+    if n_docs <= 0:
+        raise ValueError("n_docs must be positive")
+    per_token = stats.groupby("token_id", as_index=False)[["count", "doc_count"]].sum()
+    ids = per_token["token_id"].to_numpy()
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(content)):
+        raise ValueError(f"token_stats has token ids outside the content mask's vocabulary of {len(content)}")
+    stops = set(int(t) for t in stop_ids or ())
+    per_token["piece"] = [str(pieces[int(t)]) for t in ids]
+    per_token["doc_freq"] = np.minimum(per_token["doc_count"].to_numpy() / n_docs, 1.0)
+    checks = [
+        ("not_content", np.array([not content[t] or int(t) in stops for t in ids], dtype=bool)),
+        ("no_letters", np.array([not has_letters(p) for p in per_token["piece"]], dtype=bool)),
+        ("piece_too_short", np.array([piece_width(p) < cfg.min_piece_chars for p in per_token["piece"]],
+                                     dtype=bool)),
+        ("rare", per_token["count"].to_numpy() < cfg.min_token_count),
+        ("too_frequent", per_token["doc_freq"].to_numpy() > cfg.max_doc_freq),
+    ]
+    reason = np.full(len(per_token), None, dtype=object)
+    for name, hit in reversed(checks):  # the first failing check wins
+        reason[hit] = name
+    per_token["reason"] = reason
+    return per_token
+
+
+def associations(
+    cooc: pd.DataFrame,
+    stats: pd.DataFrame,
+    *,
+    n_docs: int,
+    association: str,
+    cross_lingual_only: bool,
+) -> pd.DataFrame:
+    """``cooc`` rows (one window) with an ``assoc`` column: PPMI or log-lift (module docstring). With
+    ``cross_lingual_only`` the rows with ``lang_a == lang_b`` are left out first, and PPMI's marginals are
+    those of the cross-lingual graph."""
+    edges = cooc[cooc["lang_a"] != cooc["lang_b"]] if cross_lingual_only else cooc
+    edges = edges[["token_a", "token_b", "lang_a", "lang_b", "count", "doc_count"]].reset_index(drop=True)
+    if edges.empty:
+        return edges.assign(assoc=pd.Series(dtype=float))
+    if association == "ppmi":
+        ends = pd.concat(
+            [edges[["token_a", "lang_a", "count"]].set_axis(["token_id", "lang", "count"], axis=1),
+             edges[["token_b", "lang_b", "count"]].set_axis(["token_id", "lang", "count"], axis=1)]
+        )
+        row_sum = ends.groupby(["token_id", "lang"])["count"].sum()
+        total = float(row_sum.sum())
+        r_a = _lookup(row_sum, edges["token_a"], edges["lang_a"])
+        r_b = _lookup(row_sum, edges["token_b"], edges["lang_b"])
+        assoc = np.maximum(np.log(edges["count"].to_numpy() * total / (r_a * r_b)), 0.0)
+    elif association == "lift":
+        df = stats.groupby(["token_id", "lang"])["doc_count"].sum()
+        df_a = _lookup(df, edges["token_a"], edges["lang_a"])
+        df_b = _lookup(df, edges["token_b"], edges["lang_b"])
+        if np.isnan(df_a).any() or np.isnan(df_b).any():
+            raise ValueError("co-occurrence rows whose (token, lang) is missing from token_stats: "
+                             "the two tables come from different inputs")
+        assoc = np.log(edges["doc_count"].to_numpy() * float(n_docs) / (df_a * df_b))
+    else:
+        raise ValueError(f"unknown association {association!r}: use 'ppmi' or 'lift'")
+    return edges.assign(assoc=assoc)
+
+
+def hub_scores(strong: pd.DataFrame) -> pd.DataFrame:
+    """Per token with at least one strong edge: ``token_id, strength, degree, n_langs, eff_langs, score``
+    (module docstring). ``degree`` counts distinct partner tokens, ``n_langs`` the languages at either end of
+    its strong edges."""
+    cols = ["token_id", "lang", "partner", "partner_lang", "assoc"]
+    half = pd.concat(
+        [strong[["token_a", "lang_a", "token_b", "lang_b", "assoc"]].set_axis(cols, axis=1),
+         strong[["token_b", "lang_b", "token_a", "lang_a", "assoc"]].set_axis(cols, axis=1)],
+        ignore_index=True,
+    )
+    per_token = half.groupby("token_id").agg(strength=("assoc", "sum"), degree=("partner", "nunique"))
+    lang_weight = pd.concat(
+        [half[["token_id", "lang", "assoc"]],
+         half[["token_id", "partner_lang", "assoc"]].rename(columns={"partner_lang": "lang"})]
+    ).groupby(["token_id", "lang"])["assoc"].sum()
+    share = lang_weight / lang_weight.groupby(level="token_id").transform("sum")
+    entropy = (-share * np.log(share.where(share > 0, 1.0))).groupby(level="token_id").sum()
+    per_token["n_langs"] = lang_weight.groupby(level="token_id").size()
+    per_token["eff_langs"] = np.exp(entropy)
+    per_token["score"] = per_token["strength"] * np.log1p(per_token["eff_langs"])
+    return per_token.reset_index()
+
+
+def build_pivots(
+    cooc: pd.DataFrame,
+    stats: pd.DataFrame,
+    *,
+    n_docs: int,
+    pieces: Sequence[str] | Mapping[int, str],
+    content: np.ndarray,
+    cfg: PivotsConfig,
+    pivot_set: str,
+    tokenizer: str,
+    stop_ids: Iterable[int] | None = None,
+) -> PivotResult:
+    """The top ``cfg.top_k`` hub tokens (module docstring) from ``cooc`` (aggregated ``cooccurrence`` rows of
+    one window) and ``token_stats`` over ``n_docs`` documents; ranked by score, ties by token id."""
+    tokens = token_filter(stats, n_docs=n_docs, pieces=pieces, content=content, cfg=cfg, stop_ids=stop_ids)
+    kept = tokens.loc[tokens["reason"].isna(), "token_id"].to_numpy()
+    edges = associations(cooc, stats, n_docs=n_docs, association=cfg.association,
+                         cross_lingual_only=cfg.cross_lingual_only)
+    strong = edges[
+        (edges["count"] >= cfg.min_pair_count)
+        & (edges["assoc"] >= cfg.min_assoc)
+        & edges["token_a"].isin(kept)
+        & edges["token_b"].isin(kept)
+    ]
+    hubs = hub_scores(strong)
+    tokens = tokens.merge(hubs, on="token_id", how="left")
+    tokens["degree"] = tokens["degree"].fillna(0).astype(np.int64)
+    tokens["n_langs"] = tokens["n_langs"].fillna(0).astype(np.int32)
+    tokens["score"] = tokens["score"].fillna(0.0)
+    undecided = tokens["reason"].isna()
+    tokens.loc[undecided & (tokens["degree"] == 0), "reason"] = "no_strong_association"
+    tokens.loc[tokens["reason"].isna() & (tokens["n_langs"] < cfg.min_langs), "reason"] = "few_langs"
+    tokens = tokens.sort_values(["score", "token_id"], ascending=[False, True], kind="stable")
+    candidates = tokens["reason"].isna()
+    beyond_top_k = candidates & (candidates.cumsum() > cfg.top_k)
+    tokens.loc[beyond_top_k, "reason"] = "below_top_k"
+    pivots = tokens[tokens["reason"].isna()].copy()
+    pivots["rank"] = np.arange(1, len(pivots) + 1, dtype=np.int32)
+    pivots["token_id"] = pivots["token_id"].astype(np.int32)
+    pivots["score"] = pivots["score"].astype(np.float64)
+    pivots["pivot_set"] = pivot_set
+    pivots["tokenizer"] = tokenizer
+    return PivotResult(pivots[PIVOT_COLUMNS].reset_index(drop=True), tokens.reset_index(drop=True))
+
+
+def pair_pivot_candidates(
+    cooc: pd.DataFrame,
+    stats: pd.DataFrame,
+    ids_a: Sequence[int],
+    ids_b: Sequence[int],
+    *,
+    n_docs: int,
+    top_n: int = 100,
+    keep: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Pivot candidates of one word pair (paper-notes section 4): tokens that co-occur with both words more
+    often than their background document frequency predicts, ranked by the smaller of the two excesses.
+
+    Languages are summed over. A word's co-occurrence document count with token ``t`` is the minimum over the
+    word's tokens (all of them must be near ``t``), its document frequency the minimum of its tokens' ones (an
+    upper bound). ``excess_w(t) = d(t, w) - df(w) df(t) / N``: co-occurring documents beyond what independence
+    predicts, so generally frequent tokens drop out. Tokens of either word, tokens outside ``keep`` (a mask over
+    the vocabulary) and tokens with no positive excess for both words are left out. Columns: ``token_id,
+    doc_count_a, doc_count_b, excess_a, excess_b, score, rank``.
+    """
+    columns = ["token_id", "doc_count_a", "doc_count_b", "excess_a", "excess_b", "score", "rank"]
+    df = stats.groupby("token_id")["doc_count"].sum()
+    pair_dc = cooc.groupby(["token_a", "token_b"], as_index=False)["doc_count"].sum()
+    sides = pd.concat(
+        [pair_dc.set_axis(["word_token", "token_id", "doc_count"], axis=1),
+         pair_dc[["token_b", "token_a", "doc_count"]].set_axis(["word_token", "token_id", "doc_count"], axis=1)],
+        ignore_index=True,
+    )
+    per_word = []
+    for ids in (ids_a, ids_b):
+        word = sorted({int(t) for t in ids if keep is None or keep[int(t)]} & set(df.index))
+        if not word:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("token_id", "rank") else float)
+                                 for c in columns})
+        near = sides[sides["word_token"].isin(word)]
+        table = near.pivot_table(index="token_id", columns="word_token", values="doc_count", aggfunc="sum")
+        dc = table.reindex(columns=word).fillna(0).min(axis=1)
+        per_word.append((dc, float(df.loc[word].min())))
+    (dc_a, df_a), (dc_b, df_b) = per_word
+    out = pd.DataFrame({"doc_count_a": dc_a, "doc_count_b": dc_b}).fillna(0)
+    out.index.name = "token_id"
+    out = out.reset_index()
+    background = df.reindex(out["token_id"]).fillna(0).to_numpy() / n_docs
+    out["excess_a"] = out["doc_count_a"] - df_a * background
+    out["excess_b"] = out["doc_count_b"] - df_b * background
+    out["score"] = np.minimum(out["excess_a"], out["excess_b"])
+    drop = out["token_id"].isin({int(t) for t in (*ids_a, *ids_b)}) | (out["score"] <= 0)
+    if keep is not None:
+        drop |= ~keep[out["token_id"].to_numpy()]
+    out = out[~drop].sort_values(["score", "token_id"], ascending=[False, True], kind="stable").head(top_n)
+    out["rank"] = np.arange(1, len(out) + 1)
+    out["token_id"] = out["token_id"].astype(np.int64)
+    return out[columns].reset_index(drop=True)
+
+
+def _lookup(series: pd.Series, tokens: pd.Series, langs: pd.Series) -> np.ndarray:
+    index = pd.MultiIndex.from_arrays([tokens, langs])
+    return series.reindex(index).to_numpy(dtype=float)
