@@ -72,6 +72,81 @@ def corpus(config: ConfigOpt = "local", out: Annotated[str | None, typer.Option(
     _run(go)
 
 
+@app.command("train-tokenizer")
+def train_tokenizer(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+                    overrides: Overrides = None) -> None:
+    """Train the SentencePiece BPE tokenizer on a language-balanced sample of `documents`."""
+    from pivot_spark.pipeline.annotate import train_tokenizer as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command()
+def annotate(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+             overrides: Overrides = None) -> None:
+    """Language ID (fastText) and tokenization (SentencePiece) of new documents -> `doc_lang`, `doc_tokens`."""
+    from pivot_spark.pipeline.annotate import annotate as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command()
+def cooccur(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+            overrides: Overrides = None) -> None:
+    """Windowed token co-occurrence counts of new snapshots -> `cooccurrence`, `token_stats`."""
+    from pivot_spark.pipeline.graph import cooccur as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command("pair-cooccur")
+def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines: pair_id, lang_a, word_a, "
+                                                                    "lang_b, word_b")],
+                 config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+                 overrides: Overrides = None) -> None:
+    """Co-occurrence of word pairs (e.g. the evaluation dictionary) -> `pair_cooccurrence`."""
+    from pivot_spark.pipeline.graph import pair_cooccur as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides), pairs))
+
+
+@app.command()
+def pivots(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+           overrides: Overrides = None) -> None:
+    """Discover the semantic pivot set (hub tokens of the cross-lingual co-occurrence graph) -> `pivots`."""
+    from pivot_spark.pipeline.graph import pivots as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command()
+def score(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+          overrides: Overrides = None) -> None:
+    """Each document's pivot proportion for a pivot set -> `doc_pivot`."""
+    from pivot_spark.pipeline.graph import score as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command()
+def select(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+           overrides: Overrides = None) -> None:
+    """A named selection with `pivot`/`random`(/`langmatch`) arms at one token budget -> `train_set`."""
+    from pivot_spark.pipeline.graph import select as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command()
+def rebuild(input: Annotated[str | None, typer.Option("--input", "-i", help="corpus to ingest")] = None,
+            config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+            overrides: Overrides = None) -> None:
+    """The whole chain, incremental and idempotent: ingest, annotate, cooccur, pivots, score, select."""
+    from pivot_spark.pipeline.rebuild import rebuild as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, [f"ingest.input={input}"] if input else [])))
+
+
 @app.command()
 def status(config: ConfigOpt = "local", lake: LakeOpt = None,
            runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10) -> None:

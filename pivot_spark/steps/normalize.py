@@ -34,7 +34,7 @@ class Reason(StrEnum):
     UNREADABLE_FILE = "unreadable_file"
 
 
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".ndjson.gz", ".ndjson.zst")
 SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", ".txt")
 
 # C0/C1 control characters except tab and newline; also lone surrogates cannot occur after strict decoding.
