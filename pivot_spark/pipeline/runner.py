@@ -169,7 +169,10 @@ def write_intent(lake: Lake, run_id: str, payload: Mapping[str, Any]) -> None:
 def derive_run_id(job: str, cfg: PivotConfig, pins: Mapping[str, Any], identity: Any = None) -> str:
     body = cfg.model_dump(mode="json")
     body["run"]["run_id"] = None
-    body.pop("preset", None)
+    # Where and how the job executes does not change what it computes: a lake on another path or a cluster
+    # instead of local mode derives the same run id (and snapshot name) for the same inputs.
+    for section in ("preset", "lake", "spark"):
+        body.pop(section, None)
     blob = json.dumps({"job": job, "cfg": body, "pins": pins, "identity": identity}, sort_keys=True, default=str)
     return f"{job}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 

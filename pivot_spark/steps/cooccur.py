@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -98,7 +99,9 @@ class TokenBatch:
         bad = np.flatnonzero(n_ids != n_langs)
         if len(bad):
             names = _doc_names(data, bad)
-            raise ValueError(f"token_langs and token_ids differ in length for {len(bad)} document(s): {names}")
+            raise ValueError(
+                f"token_langs and token_ids differ in length for {len(bad)} document(s): {names}"
+            )
         tokens = ids_col.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         lang_values = langs_col.flatten().fill_null(UNDETERMINED)
         encoded = pc.dictionary_encode(lang_values)
@@ -111,7 +114,8 @@ class TokenBatch:
 
     @classmethod
     def from_docs(
-        cls, docs: Iterable[tuple[Sequence[int] | np.ndarray, Sequence[str] | np.ndarray]],
+        cls,
+        docs: Iterable[tuple[Sequence[int] | np.ndarray, Sequence[str] | np.ndarray]],
         lang_names: Sequence[str] | None = None,
     ) -> TokenBatch:
         """From ``(token_ids, langs)`` pairs. ``langs`` are language codes, or integer indexes into
@@ -127,7 +131,9 @@ class TokenBatch:
             if lang_names is not None:
                 lang_arr = np.asarray(doc_langs, dtype=np.int16)
             else:
-                lang_arr = np.array([index.setdefault(code, len(index)) for code in doc_langs], dtype=np.int16)
+                lang_arr = np.array(
+                    [index.setdefault(code, len(index)) for code in doc_langs], dtype=np.int16
+                )
             tokens.append(ids_arr)
             langs.append(lang_arr)
         if lang_names is None:
@@ -152,8 +158,9 @@ class TokenBatch:
 
     def slice_docs(self, start: int, stop: int) -> TokenBatch:
         lo, hi = self.offsets[start], self.offsets[stop]
-        return TokenBatch(self.tokens[lo:hi], self.langs[lo:hi], self.offsets[start : stop + 1] - lo,
-                          self.lang_names)
+        return TokenBatch(
+            self.tokens[lo:hi], self.langs[lo:hi], self.offsets[start : stop + 1] - lo, self.lang_names
+        )
 
     def chunks(self, max_tokens: int, max_docs: int) -> Iterator[TokenBatch]:
         """Consecutive runs of whole documents with at most ``max_tokens`` tokens (a longer document is a
@@ -167,7 +174,7 @@ class TokenBatch:
             start = stop
 
 
-DocsLike = TokenBatch | pa.Table | pa.RecordBatch | Iterable[tuple[Sequence[int], Sequence[str]]]
+DocsLike: TypeAlias = TokenBatch | pa.Table | pa.RecordBatch | Iterable[tuple[Sequence[int], Sequence[str]]]
 
 
 def as_token_batch(docs: DocsLike, lang_names: Sequence[str] | None = None) -> TokenBatch:
@@ -272,8 +279,12 @@ def token_stats(
     keys, count, doc_count = _aggregate(keys, batch.doc_index()[pos], doc_bits)
     token, lang = np.divmod(keys, n_langs)
     return pa.table(
-        [pa.array(token.astype(np.int32)), _decode_langs(lang, batch.lang_names or (UNDETERMINED,)),
-         pa.array(count), pa.array(doc_count)],
+        [
+            pa.array(token.astype(np.int32)),
+            _decode_langs(lang, batch.lang_names or (UNDETERMINED,)),
+            pa.array(count),
+            pa.array(doc_count),
+        ],
         schema=TOKEN_COUNTS,
     )
 
@@ -372,15 +383,24 @@ def pair_cooccurrence(
             counts.append(total // 2 if same_word else total)
             doc_counts.append(len(np.unique(doc_a[per_occ > 0])))
     return pa.table(
-        [pa.array(pair_ids, pa.string()), pa.array(out_windows, pa.int32()), pa.array(counts, pa.int64()),
-         pa.array(doc_counts, pa.int64())],
+        [
+            pa.array(pair_ids, pa.string()),
+            pa.array(out_windows, pa.int32()),
+            pa.array(counts, pa.int64()),
+            pa.array(doc_counts, pa.int64()),
+        ],
         schema=PAIR_WINDOW_COUNTS,
     )
 
 
 def _occurrences(
-    ids: tuple[int, ...], lang: int | None, batch: TokenBatch, doc: np.ndarray, order: np.ndarray,
-    sorted_tokens: np.ndarray, gap: int,
+    ids: tuple[int, ...],
+    lang: int | None,
+    batch: TokenBatch,
+    doc: np.ndarray,
+    order: np.ndarray,
+    sorted_tokens: np.ndarray,
+    gap: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = np.searchsorted(sorted_tokens, ids[0], "left"), np.searchsorted(sorted_tokens, ids[0], "right")
     pos = order[lo:hi].astype(np.int64)  # ascending: the sort is stable
@@ -392,7 +412,9 @@ def _occurrences(
     return pos + doc[pos] * gap, doc[pos]
 
 
-def _window_matches(start_a: np.ndarray, len_a: int, start_b: np.ndarray, len_b: int, window: int) -> np.ndarray:
+def _window_matches(
+    start_a: np.ndarray, len_a: int, start_b: np.ndarray, len_b: int, window: int
+) -> np.ndarray:
     """For each occurrence of a: the occurrences of b it co-occurs with (disjoint, both inside ``window``).
     Coordinates of different documents are at least ``window`` apart, so no pair crosses documents."""
     if len(start_a) == 0 or len(start_b) == 0:
@@ -433,7 +455,9 @@ def _pair_aggregate(
     return _aggregate(np.concatenate(keys), np.concatenate(docs), doc_bits)
 
 
-def _aggregate(keys: np.ndarray, docs: np.ndarray, doc_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _aggregate(
+    keys: np.ndarray, docs: np.ndarray, doc_bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct keys with occurrence counts and distinct-document counts, from one sort of ``key << doc_bits |
     doc`` (documents renumbered from 0 inside the batch, so they fit ``doc_bits``)."""
     if len(keys) == 0:
@@ -451,7 +475,9 @@ def _aggregate(keys: np.ndarray, docs: np.ndarray, doc_bits: int) -> tuple[np.nd
     return key_of[first], count.astype(np.int64), doc_count.astype(np.int64)
 
 
-def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _merge(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sum per-chunk aggregates by key (chunks hold disjoint documents, so document counts add up)."""
     parts = [p for p in parts if len(p[0])]
     if not parts:

@@ -9,14 +9,15 @@ fast: ``model.predict`` takes a list and loops in C++):
 
 1. The text is cut into *units*: lines (``span_unit="line"``) or blank-line separated paragraphs; a unit is
    its run from the first to the last non-space character. Blank lines are not units.
-2. Each unit is predicted with fastText (top ``max(top_k, 5)`` labels, normalized by
+2. Each unit is predicted with fastText (top ``top_k`` labels, normalized by
    :func:`~pivot_spark.steps.langcodes.normalize_lang`). A unit is *reliable* when it has at least
    ``min_span_chars`` characters, contains a letter and its best score is at least ``min_score``.
 3. The document distribution ``top_langs`` is the character-weighted mean of the reliable units' distributions
    (all units with a letter when none is reliable). Aggregating the per-unit predictions costs nothing extra,
    while predicting the whole text again would double the fastText work; weighting by characters lets long
-   paragraphs outvote headings and command lines. ``lang`` is its argmax and ``lang_score`` its mass; a
-   document whose best language has less than ``min_score`` is ``und``.
+   paragraphs outvote headings and command lines. ``lang`` is its argmax and ``lang_score`` its mass (low for
+   mixed or doubtful documents: consumers threshold it, nothing is dropped here). A document is ``und`` only
+   when no unit has a letter (empty, blank, only digits, punctuation or emoji).
 4. Unreliable units (short lines, command lines, numbers, low scores) take the language of the previous reliable
    unit, or of the next one at the start of the text, or the document language when there is none.
 5. Adjacent units of the same language merge into one span. Spans tile the text: each starts where the previous
@@ -31,6 +32,7 @@ fast: ``model.predict`` takes a list and loops in C++):
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Sequence
@@ -45,7 +47,6 @@ from pivot_spark.config import LangIdConfig
 from pivot_spark.models import bundled_lid_model, file_hash
 from pivot_spark.steps.langcodes import UNDETERMINED, normalize_lang
 
-_UNIT_K = 5  # labels read per unit, at least: enough for the span scores of inherited languages
 _HANT_MIN_CHANGED = 0.05
 _LINE_UNIT = re.compile(r"\S(?:[^\n]*\S)?")
 _PARAGRAPH_SEP = re.compile(r"\n\s*\n")
@@ -126,18 +127,23 @@ def identify(text: str, cfg: LangIdConfig, model: LidModel | None = None) -> Doc
 
 
 def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | None = None) -> list[DocLang]:
-    """Label many documents with ONE fastText call over all their units (see the module docstring)."""
+    """Label many documents with ONE fastText call over all their units (see the module docstring).
+
+    The per-unit bookkeeping is vectorized over the whole batch (one row per unit, ``doc`` says whose), so the
+    Python cost per unit stays small next to fastText's own.
+    """
     model = model or get_lid_model(cfg.model_path)
     all_units = [text_units(t, cfg.span_unit) for t in texts]
-    inputs = [t[s:e].replace("\n", " ").lower() for t, units in zip(texts, all_units, strict=True) for s, e in units]
-    labels, probs = _predict(model, inputs, max(cfg.top_k, _UNIT_K))
-    out = []
-    i = 0
-    for text, units in zip(texts, all_units, strict=True):
-        n = len(units)
-        out.append(_label_document(text, units, inputs[i:i + n], labels[i:i + n], probs[i:i + n], cfg))
-        i += n
-    return out
+    inputs = [_fasttext_input(t[s:e]) for t, units in zip(texts, all_units, strict=True) for s, e in units]
+    labels, probs = _predict(model, inputs, cfg.top_k)
+    u = _UnitTable.build(all_units, inputs, labels, probs, cfg)
+    return [_document(text, u, d, cfg) for d, text in enumerate(texts)]
+
+
+def _fasttext_input(unit: str) -> str:
+    """One line for fastText, lowercased: on UDHR, lowercasing lifted document accuracy from 97.0% to 97.3%
+    (Spanish and Catalan sentences starting with a capital were read as Portuguese or below ``min_score``)."""
+    return unit.replace("\n", " ").lower()
 
 
 def _predict(model: LidModel, inputs: list[str], k: int) -> tuple[list[list[str]], list[np.ndarray]]:
@@ -145,74 +151,104 @@ def _predict(model: LidModel, inputs: list[str], k: int) -> tuple[list[list[str]
         return [], []
     try:
         return model.predict(inputs, k)
-    except UnicodeEncodeError:  # lone surrogates (never from Arrow, possible from Python callers)
+    except (UnicodeEncodeError, TypeError):  # lone surrogates (never from Arrow, possible from Python callers)
         return model.predict([t.encode("utf-8", "replace").decode("utf-8") for t in inputs], k)
 
 
-def _label_document(text: str, units: list[tuple[int, int]], unit_texts: list[str], labels: list[list[str]],
-                    probs: list[np.ndarray], cfg: LangIdConfig) -> DocLang:
-    if not units:
+@dataclass
+class _UnitTable:
+    """What :func:`_document` needs of every unit of a batch, as numpy columns (N units, D documents)."""
+
+    codes: list[str]  # code index -> language code; codes[0] is ``und``
+    first: np.ndarray  # (D+1,) units of document d are first[d]:first[d+1]
+    end: np.ndarray  # (N,) end offset of each unit
+    lang: np.ndarray  # (N,) code index of each unit's final language
+    group: np.ndarray  # (N,) span number of each unit (spans numbered over the whole batch)
+    group_start: np.ndarray  # (N,) True where a span starts
+    span_score: np.ndarray  # (G,) score of each span
+    doc_agg: np.ndarray  # (D, C) character-weighted language distribution of each document
+
+    @classmethod
+    def build(cls, all_units: list[list[tuple[int, int]]], inputs: list[str], labels: list[list[str]],
+              probs: list[np.ndarray], cfg: LangIdConfig) -> _UnitTable:
+        n_docs, n = len(all_units), len(inputs)
+        first = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in all_units], out=first[1:])
+        codes = [UNDETERMINED]
+        if n == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(codes, first, empty, empty, empty, empty.astype(bool), np.zeros(0), np.zeros((n_docs, 1)))
+        doc = np.repeat(np.arange(n_docs), np.diff(first))
+        bounds = np.array([x for units in all_units for x in units], dtype=np.int64)
+        end, w = bounds[:, 1], (bounds[:, 1] - bounds[:, 0]).astype(np.float64)
+        lab, prob = _label_matrix(labels, probs, codes)
+        k = lab.shape[1]
+        has_letter = np.fromiter((_LETTER.search(t) is not None for t in inputs), dtype=bool, count=n)
+        reliable = (w >= cfg.min_span_chars) & has_letter & (prob[:, 0] >= cfg.min_score)
+
+        # document distribution: reliable units, or every unit with a letter where a document has no reliable one
+        doc_has_reliable = np.bincount(doc, weights=reliable, minlength=n_docs) > 0
+        pool_w = w * (reliable | (has_letter & ~doc_has_reliable[doc]))
+        doc_agg = np.zeros((n_docs, len(codes)))
+        np.add.at(doc_agg, (np.repeat(doc, k), lab.ravel()), (prob * pool_w[:, None]).ravel())
+        total = np.bincount(doc, weights=pool_w, minlength=n_docs)
+        doc_agg /= np.where(total > 0, total, 1.0)[:, None]
+        doc_guess = np.where(total > 0, doc_agg.argmax(axis=1), 0)
+
+        # unreliable units: previous reliable unit of the same document, else the next one, else the document's
+        idx = np.arange(n)
+        prev = np.maximum.accumulate(np.where(reliable, idx, -1))
+        nxt = np.minimum.accumulate(np.where(reliable, idx, n)[::-1])[::-1]
+        prev_c, next_c = np.clip(prev, 0, n - 1), np.clip(nxt, 0, n - 1)
+        lang = np.where(reliable, lab[:, 0],
+                        np.where((prev >= 0) & (doc[prev_c] == doc), lab[prev_c, 0],
+                                 np.where((nxt < n) & (doc[next_c] == doc), lab[next_c, 0], doc_guess[doc])))
+
+        group_start = np.ones(n, dtype=bool)
+        group_start[1:] = (lang[1:] != lang[:-1]) | (doc[1:] != doc[:-1])
+        group = np.cumsum(group_start) - 1
+        p_lang = (prob * (lab == lang[:, None])).sum(axis=1)
+        span_score = np.bincount(group, weights=w * p_lang) / np.bincount(group, weights=w)
+        return cls(codes, first, end, lang, group, group_start, span_score, doc_agg)
+
+
+def _label_matrix(labels: list[list[str]], probs: list[np.ndarray], codes: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, k) code indices and probabilities of fastText's answers; ``codes`` grows with the codes seen."""
+    k = max(len(x) for x in labels)
+    lut = {}
+    for label in set().union(*labels):
+        code = normalize_lang(label)
+        if code not in codes:
+            codes.append(code)
+        lut[label] = codes.index(code)
+    if all(len(x) == k for x in labels):
+        flat = np.fromiter(map(lut.__getitem__, itertools.chain.from_iterable(labels)), dtype=np.int64,
+                           count=len(labels) * k)
+        return flat.reshape(-1, k), np.vstack(probs).astype(np.float64)
+    lab = np.zeros((len(labels), k), dtype=np.int64)  # fastText gives no label to a line without a word
+    prob = np.zeros((len(labels), k))
+    for i, (labs, ps) in enumerate(zip(labels, probs, strict=True)):
+        lab[i, : len(labs)] = [lut[x] for x in labs]
+        prob[i, : len(labs)] = ps
+    return lab, prob
+
+
+def _document(text: str, u: _UnitTable, d: int, cfg: LangIdConfig) -> DocLang:
+    lo, hi = int(u.first[d]), int(u.first[d + 1])
+    if lo == hi:
         return DocLang(UNDETERMINED, 0.0, [], [])
-    weights = [e - s for s, e in units]
-    dists = []
-    for labs, ps in zip(labels, probs, strict=True):
-        d: dict[str, float] = {}
-        for lab, p in zip(labs, ps.tolist(), strict=True):
-            code = normalize_lang(lab)
-            d[code] = d.get(code, 0.0) + p
-        dists.append(d)
-    has_letter = [_LETTER.search(t) is not None for t in unit_texts]
-    reliable = [w >= cfg.min_span_chars and letter and bool(ls) and float(ps[0]) >= cfg.min_score
-                for w, letter, ls, ps in zip(weights, has_letter, labels, probs, strict=True)]
-
-    pool = [i for i, r in enumerate(reliable) if r] or [i for i, h in enumerate(has_letter) if h]
-    agg = _weighted_mean([dists[i] for i in pool], [weights[i] for i in pool])
-
-    unit_langs = [normalize_lang(labels[i][0]) if reliable[i] else None for i in range(len(units))]
-    doc_guess = max(agg, key=agg.__getitem__) if agg else UNDETERMINED
-    _fill_from_neighbours(unit_langs, doc_guess)
-
-    spans = _merge(text, units, weights, dists, unit_langs)
+    spans = []
+    firsts = (np.flatnonzero(u.group_start[lo:hi]) + lo).tolist()
+    for a, nxt in zip(firsts, [*firsts[1:], hi], strict=True):
+        start = 0 if a == lo else int(u.end[a - 1])
+        end = len(text) if nxt == hi else int(u.end[nxt - 1])
+        spans.append(Span(start, end, u.codes[int(u.lang[a])], float(u.span_score[u.group[a]])))
+    agg = {u.codes[c]: float(p) for c, p in enumerate(u.doc_agg[d].tolist()) if p > 0}
     spans, agg = _split_chinese_scripts(text, spans, agg)
     top = sorted(agg.items(), key=lambda kv: -kv[1])[: cfg.top_k]
     lang, score = top[0] if top else (UNDETERMINED, 0.0)
     return DocLang(lang, score, top, spans)
-
-
-def _weighted_mean(dists: list[dict[str, float]], weights: list[int]) -> dict[str, float]:
-    total = sum(weights)
-    agg: dict[str, float] = {}
-    for d, w in zip(dists, weights, strict=True):
-        for code, p in d.items():
-            agg[code] = agg.get(code, 0.0) + w * p
-    return {code: v / total for code, v in agg.items()} if total else {}
-
-
-def _fill_from_neighbours(langs: list[str | None], default: str) -> None:
-    """Unreliable units (None) take the previous reliable language, else the next one, else ``default``."""
-    prev = next((x for x in langs if x is not None), default)
-    for i, x in enumerate(langs):
-        if x is None:
-            langs[i] = prev
-        else:
-            prev = x
-
-
-def _merge(text: str, units: list[tuple[int, int]], weights: list[int], dists: list[dict[str, float]],
-           langs: list[str | None]) -> list[Span]:
-    spans = []
-    first = 0
-    start = 0
-    for i in range(len(units)):
-        if i + 1 < len(units) and langs[i + 1] == langs[i]:
-            continue
-        lang = langs[i] or UNDETERMINED
-        end = units[i][1] if i + 1 < len(units) else len(text)
-        w = weights[first:i + 1]
-        score = sum(wi * d.get(lang, 0.0) for wi, d in zip(w, dists[first:i + 1], strict=True)) / sum(w)
-        spans.append(Span(start, end, lang, score))
-        first, start = i + 1, end
-    return spans
 
 
 @lru_cache(maxsize=1)

@@ -83,8 +83,10 @@ def token_filter(
     checks = [
         ("not_content", np.array([not content[t] or int(t) in stops for t in ids], dtype=bool)),
         ("no_letters", np.array([not has_letters(p) for p in per_token["piece"]], dtype=bool)),
-        ("piece_too_short", np.array([piece_width(p) < cfg.min_piece_chars for p in per_token["piece"]],
-                                     dtype=bool)),
+        (
+            "piece_too_short",
+            np.array([piece_width(p) < cfg.min_piece_chars for p in per_token["piece"]], dtype=bool),
+        ),
         ("rare", per_token["count"].to_numpy() < cfg.min_token_count),
         ("too_frequent", per_token["doc_freq"].to_numpy() > cfg.max_doc_freq),
     ]
@@ -112,8 +114,10 @@ def associations(
         return edges.assign(assoc=pd.Series(dtype=float))
     if association == "ppmi":
         ends = pd.concat(
-            [edges[["token_a", "lang_a", "count"]].set_axis(["token_id", "lang", "count"], axis=1),
-             edges[["token_b", "lang_b", "count"]].set_axis(["token_id", "lang", "count"], axis=1)]
+            [
+                edges[["token_a", "lang_a", "count"]].set_axis(["token_id", "lang", "count"], axis=1),
+                edges[["token_b", "lang_b", "count"]].set_axis(["token_id", "lang", "count"], axis=1),
+            ]
         )
         row_sum = ends.groupby(["token_id", "lang"])["count"].sum()
         total = float(row_sum.sum())
@@ -125,8 +129,10 @@ def associations(
         df_a = _lookup(df, edges["token_a"], edges["lang_a"])
         df_b = _lookup(df, edges["token_b"], edges["lang_b"])
         if np.isnan(df_a).any() or np.isnan(df_b).any():
-            raise ValueError("co-occurrence rows whose (token, lang) is missing from token_stats: "
-                             "the two tables come from different inputs")
+            raise ValueError(
+                "co-occurrence rows whose (token, lang) is missing from token_stats: "
+                "the two tables come from different inputs"
+            )
         assoc = np.log(edges["doc_count"].to_numpy() * float(n_docs) / (df_a * df_b))
     else:
         raise ValueError(f"unknown association {association!r}: use 'ppmi' or 'lift'")
@@ -139,15 +145,23 @@ def hub_scores(strong: pd.DataFrame) -> pd.DataFrame:
     its strong edges."""
     cols = ["token_id", "lang", "partner", "partner_lang", "assoc"]
     half = pd.concat(
-        [strong[["token_a", "lang_a", "token_b", "lang_b", "assoc"]].set_axis(cols, axis=1),
-         strong[["token_b", "lang_b", "token_a", "lang_a", "assoc"]].set_axis(cols, axis=1)],
+        [
+            strong[["token_a", "lang_a", "token_b", "lang_b", "assoc"]].set_axis(cols, axis=1),
+            strong[["token_b", "lang_b", "token_a", "lang_a", "assoc"]].set_axis(cols, axis=1),
+        ],
         ignore_index=True,
     )
     per_token = half.groupby("token_id").agg(strength=("assoc", "sum"), degree=("partner", "nunique"))
-    lang_weight = pd.concat(
-        [half[["token_id", "lang", "assoc"]],
-         half[["token_id", "partner_lang", "assoc"]].rename(columns={"partner_lang": "lang"})]
-    ).groupby(["token_id", "lang"])["assoc"].sum()
+    lang_weight = (
+        pd.concat(
+            [
+                half[["token_id", "lang", "assoc"]],
+                half[["token_id", "partner_lang", "assoc"]].rename(columns={"partner_lang": "lang"}),
+            ]
+        )
+        .groupby(["token_id", "lang"])["assoc"]
+        .sum()
+    )
     share = lang_weight / lang_weight.groupby(level="token_id").transform("sum")
     entropy = (-share * np.log(share.where(share > 0, 1.0))).groupby(level="token_id").sum()
     per_token["n_langs"] = lang_weight.groupby(level="token_id").size()
@@ -172,8 +186,9 @@ def build_pivots(
     one window) and ``token_stats`` over ``n_docs`` documents; ranked by score, ties by token id."""
     tokens = token_filter(stats, n_docs=n_docs, pieces=pieces, content=content, cfg=cfg, stop_ids=stop_ids)
     kept = tokens.loc[tokens["reason"].isna(), "token_id"].to_numpy()
-    edges = associations(cooc, stats, n_docs=n_docs, association=cfg.association,
-                         cross_lingual_only=cfg.cross_lingual_only)
+    edges = associations(
+        cooc, stats, n_docs=n_docs, association=cfg.association, cross_lingual_only=cfg.cross_lingual_only
+    )
     strong = edges[
         (edges["count"] >= cfg.min_pair_count)
         & (edges["assoc"] >= cfg.min_assoc)
@@ -225,16 +240,21 @@ def pair_pivot_candidates(
     df = stats.groupby("token_id")["doc_count"].sum()
     pair_dc = cooc.groupby(["token_a", "token_b"], as_index=False)["doc_count"].sum()
     sides = pd.concat(
-        [pair_dc.set_axis(["word_token", "token_id", "doc_count"], axis=1),
-         pair_dc[["token_b", "token_a", "doc_count"]].set_axis(["word_token", "token_id", "doc_count"], axis=1)],
+        [
+            pair_dc.set_axis(["word_token", "token_id", "doc_count"], axis=1),
+            pair_dc[["token_b", "token_a", "doc_count"]].set_axis(
+                ["word_token", "token_id", "doc_count"], axis=1
+            ),
+        ],
         ignore_index=True,
     )
     per_word = []
     for ids in (ids_a, ids_b):
         word = sorted({int(t) for t in ids if keep is None or keep[int(t)]} & set(df.index))
         if not word:
-            return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("token_id", "rank") else float)
-                                 for c in columns})
+            return pd.DataFrame(
+                {c: pd.Series(dtype="int64" if c in ("token_id", "rank") else float) for c in columns}
+            )
         near = sides[sides["word_token"].isin(word)]
         table = near.pivot_table(index="token_id", columns="word_token", values="doc_count", aggfunc="sum")
         dc = table.reindex(columns=word).fillna(0).min(axis=1)

@@ -1,0 +1,8 @@
+"""spark-submit / SparkApplication entry for `pivot-spark ingest`: all logic lives in pivot_spark.cli."""
+
+import sys
+
+from pivot_spark.cli import main
+
+if __name__ == "__main__":
+    main(["ingest", *sys.argv[1:]])

@@ -1,0 +1,8 @@
+"""spark-submit / SparkApplication entry for `pivot-spark pair-cooccur`: all logic lives in pivot_spark.cli."""
+
+import sys
+
+from pivot_spark.cli import main
+
+if __name__ == "__main__":
+    main(["pair-cooccur", *sys.argv[1:]])

@@ -1,0 +1,8 @@
+"""spark-submit / SparkApplication entry for `pivot-spark status`: all logic lives in pivot_spark.cli."""
+
+import sys
+
+from pivot_spark.cli import main
+
+if __name__ == "__main__":
+    main(["status", *sys.argv[1:]])

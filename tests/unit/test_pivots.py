@@ -1,0 +1,240 @@
+"""Pivot set: association by hand, hub statistics by hand, and a synthetic corpus whose hubs are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pivot_spark.config import PivotsConfig
+from pivot_spark.schemas import PIVOTS
+from pivot_spark.steps.cooccur import count_pairs, token_stats
+from pivot_spark.steps.pivots import (
+    PIVOT_COLUMNS,
+    associations,
+    build_pivots,
+    hub_scores,
+    pair_pivot_candidates,
+    piece_width,
+    token_filter,
+)
+
+LANGS = ["en", "fr", "de"]
+
+
+def cooc_frame(rows: list[tuple[int, int, str, str, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["token_a", "token_b", "lang_a", "lang_b", "count", "doc_count"])
+
+
+def stats_frame(rows: list[tuple[int, str, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["token_id", "lang", "count", "doc_count"])
+
+
+def test_ppmi_and_lift_by_hand() -> None:
+    cooc = cooc_frame([(1, 2, "en", "fr", 6, 3), (1, 3, "en", "fr", 2, 2), (2, 3, "fr", "fr", 4, 2)])
+    stats = stats_frame([(1, "en", 10, 5), (2, "fr", 10, 4), (3, "fr", 9, 4)])
+    ppmi = associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=True)
+    # cross-lingual graph: r(1,en) = 8, r(2,fr) = 6, r(3,fr) = 2, S = 16
+    assert ppmi["assoc"].tolist() == pytest.approx([math.log(6 * 16 / (8 * 6)), math.log(2 * 16 / (8 * 2))])
+    both = associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=False)
+    # r(1,en) = 8, r(2,fr) = 10, r(3,fr) = 6, S = 24; pair 1-3: log(2*24/48) = 0 -> PPMI 0
+    assert both["assoc"].tolist() == pytest.approx([math.log(6 * 24 / 80), 0.0, math.log(4 * 24 / 60)])
+    lift = associations(cooc, stats, n_docs=10, association="lift", cross_lingual_only=False)
+    assert lift["assoc"].tolist() == pytest.approx(
+        [math.log(3 * 10 / 20), math.log(2 * 10 / 20), math.log(2 * 10 / 16)]
+    )
+    with pytest.raises(ValueError, match="unknown association"):
+        associations(cooc, stats, n_docs=10, association="pmi", cross_lingual_only=False)
+
+
+def test_hub_statistics_by_hand() -> None:
+    strong = cooc_frame([(1, 2, "en", "fr", 5, 1), (1, 3, "fr", "en", 5, 1), (1, 4, "de", "de", 5, 1)])
+    strong["assoc"] = [1.0, 1.0, 2.0]
+    hubs = hub_scores(strong).set_index("token_id")
+    # token 1: strength 4, partners {2, 3, 4}; language weight en 1, fr 1, de 2 -> shares 1/4, 1/4, 1/2
+    entropy = -(0.25 * math.log(0.25) * 2 + 0.5 * math.log(0.5))
+    assert hubs.loc[1, "strength"] == pytest.approx(4.0)
+    assert hubs.loc[1, "degree"] == 3 and hubs.loc[1, "n_langs"] == 3
+    assert hubs.loc[1, "eff_langs"] == pytest.approx(math.exp(entropy))
+    assert hubs.loc[1, "score"] == pytest.approx(4.0 * math.log1p(math.exp(entropy)))
+    assert hubs.loc[4, "n_langs"] == 1 and hubs.loc[4, "eff_langs"] == pytest.approx(1.0)
+
+
+def test_token_filters_name_their_reason() -> None:
+    pieces = ["<unk>", ",", "▁de", "▁Linux", "▁x", "▁42", "文", "▁rare", "▁noyau"]
+    content = np.array([False, False, True, True, True, True, True, True, True])
+    stats = stats_frame(
+        [
+            (1, "en", 90, 9),
+            (2, "fr", 80, 9),
+            (3, "en", 20, 4),
+            (3, "fr", 10, 3),
+            (4, "en", 30, 5),
+            (5, "en", 30, 5),
+            (6, "zh", 30, 3),
+            (7, "en", 2, 2),
+            (8, "fr", 12, 4),
+        ]
+    )
+    cfg = PivotsConfig(min_token_count=5, max_doc_freq=0.8, min_piece_chars=2)
+    got = token_filter(stats, n_docs=10, pieces=pieces, content=content, cfg=cfg, stop_ids=[8])
+    reasons = dict(zip(got["token_id"], got["reason"], strict=True))
+    assert reasons == {
+        1: "not_content",
+        2: "too_frequent",
+        3: None,
+        4: "piece_too_short",
+        5: "no_letters",
+        6: None,
+        7: "rare",
+        8: "not_content",
+    }
+    assert got.set_index("token_id").loc[3, "doc_freq"] == pytest.approx(0.7)  # sum over languages
+    assert piece_width("▁文字") == 4 and piece_width("▁ab") == 2
+
+
+def synthetic_corpus(rng: np.random.Generator, n_docs: int = 600):
+    """Topics with their own words in each language, one shared name per topic (the known hubs, used in every
+    language), function words frequent in every document of a language, punctuation, and bilingual documents
+    whose lines alternate languages, so that cross-lingual windows exist."""
+    pieces = ["<unk>", ".", ","]
+    n_topics, n_words = 8, 12
+    funcs = {lang: [] for lang in LANGS}
+    for lang in LANGS:
+        for k in range(4):
+            funcs[lang].append(len(pieces))
+            pieces.append(f"▁{lang}fn{k}")
+    shared_fn = len(pieces)
+    pieces.append("▁the")  # a function word of every language: frequent everywhere
+    names = []
+    words: dict[tuple[int, str], list[int]] = {}
+    for t in range(n_topics):
+        names.append(len(pieces))
+        pieces.append(f"▁Name{t}")
+        for lang in LANGS:
+            words[(t, lang)] = list(range(len(pieces), len(pieces) + n_words))
+            pieces += [f"▁{lang}topic{t}w{k}" for k in range(n_words)]
+    content = np.ones(len(pieces), dtype=bool)
+    content[:3] = False
+    docs = []
+    for _ in range(n_docs):
+        topic = int(rng.integers(n_topics))
+        doc_langs = (
+            list(rng.choice(LANGS, size=2, replace=False)) if rng.random() < 0.5 else [rng.choice(LANGS)]
+        )
+        ids: list[int] = []
+        langs: list[str] = []
+        for line in range(int(rng.integers(4, 10))):
+            lang = str(doc_langs[line % len(doc_langs)])
+            for _ in range(int(rng.integers(5, 12))):
+                u = rng.random()
+                if u < 0.35:
+                    tok = int(rng.choice(funcs[lang]))
+                elif u < 0.45:
+                    tok = shared_fn
+                elif u < 0.55:
+                    tok = names[topic]
+                else:
+                    tok = int(rng.choice(words[(topic, lang)]))
+                ids.append(tok)
+                langs.append(lang)
+            ids.append(1)
+            langs.append(lang)
+        docs.append((ids, langs))
+    return docs, pieces, content, names
+
+
+@pytest.mark.parametrize("association", ["ppmi", "lift"])
+@pytest.mark.parametrize("cross_lingual_only", [True, False])
+def test_known_hubs_rank_first(association: str, cross_lingual_only: bool) -> None:
+    docs, pieces, content, names = synthetic_corpus(np.random.default_rng(5))
+    cooc = count_pairs(docs, window=10, content=content).to_pandas()
+    stats = token_stats(docs, content=content).to_pandas()
+    cfg = PivotsConfig(
+        association=association,
+        cross_lingual_only=cross_lingual_only,
+        min_assoc=0.5,
+        top_k=20,
+        min_pair_count=3,
+        min_token_count=5,
+        max_doc_freq=0.5,
+    )
+    result = build_pivots(
+        cooc,
+        stats,
+        n_docs=len(docs),
+        pieces=pieces,
+        content=content,
+        cfg=cfg,
+        pivot_set="test",
+        tokenizer="tok",
+    )
+    pivots = result.pivots
+    assert list(pivots.columns) == PIVOT_COLUMNS == PIVOTS.names
+    assert pa.Table.from_pandas(pivots, schema=PIVOTS, preserve_index=False).num_rows == len(pivots)
+    assert set(pivots["token_id"].head(len(names))) == set(names)
+    assert (pivots.loc[: len(names) - 1, "n_langs"] == 3).all()
+    assert pivots["rank"].tolist() == list(range(1, len(pivots) + 1))
+    assert pivots["score"].is_monotonic_decreasing and len(pivots) == 20
+    reasons = result.tokens.set_index("token_id")["reason"]
+    assert reasons[pieces.index("▁the")] == "too_frequent" and 1 not in reasons.index  # "." is never counted
+    assert "▁Name0" in set(pivots["piece"])
+
+
+def test_hub_ranking_does_not_depend_on_row_order() -> None:
+    docs, pieces, content, _ = synthetic_corpus(np.random.default_rng(6), n_docs=300)
+    cooc = count_pairs(docs, window=10, content=content).to_pandas()
+    stats = token_stats(docs, content=content).to_pandas()
+    cfg = PivotsConfig(top_k=30, min_assoc=0.5)
+    kwargs = dict(n_docs=len(docs), pieces=pieces, content=content, cfg=cfg, pivot_set="s", tokenizer="t")
+    first = build_pivots(cooc, stats, **kwargs).pivots
+    shuffled = build_pivots(
+        cooc.sample(frac=1.0, random_state=1), stats.sample(frac=1.0, random_state=2), **kwargs
+    ).pivots
+    pd.testing.assert_frame_equal(first, shuffled, check_exact=False, rtol=1e-12)
+
+
+def test_pair_pivot_candidates_subtract_background() -> None:
+    # word a = tokens (1, 2), word b = token 3; n_docs = 100
+    stats = stats_frame(
+        [
+            (1, "en", 30, 20),
+            (2, "en", 30, 25),
+            (3, "fr", 20, 10),
+            (7, "en", 30, 15),
+            (8, "en", 200, 90),
+            (9, "en", 40, 30),
+            (4, "fr", 5, 5),
+        ]
+    )
+    cooc = cooc_frame(
+        [
+            (1, 7, "en", "en", 20, 12),
+            (2, 7, "en", "en", 20, 14),
+            (3, 7, "fr", "en", 9, 8),  # near both words
+            (1, 8, "en", "en", 30, 18),
+            (2, 8, "en", "en", 30, 20),
+            (3, 8, "fr", "en", 9, 9),  # background only
+            (1, 9, "en", "en", 25, 15),
+            (2, 9, "en", "en", 25, 16),  # near word a only
+            (1, 4, "en", "fr", 3, 3),
+            (2, 4, "en", "fr", 3, 3),
+            (3, 4, "fr", "fr", 4, 4),  # rare, near both
+            (1, 3, "en", "fr", 6, 5),  # the two words themselves
+        ]
+    )
+    got = pair_pivot_candidates(cooc, stats, (1, 2), (3,), n_docs=100, top_n=10)
+    assert got["token_id"].tolist() == [7, 4]
+    top = got.iloc[0]
+    # word a: d(7, a) = min(12, 14) = 12, df(a) = min(20, 25) = 20; background df(7) = 15 / 100
+    assert top["excess_a"] == pytest.approx(12 - 20 * 0.15)
+    assert top["excess_b"] == pytest.approx(8 - 10 * 0.15)
+    assert top["score"] == pytest.approx(min(12 - 3.0, 8 - 1.5))
+    assert got.iloc[1]["score"] == pytest.approx(min(3 - 20 * 0.05, 4 - 10 * 0.05))
+    keep = np.ones(10, dtype=bool)
+    keep[4] = False
+    assert pair_pivot_candidates(cooc, stats, (1, 2), (3,), n_docs=100, keep=keep)["token_id"].tolist() == [7]
+    assert pair_pivot_candidates(cooc, stats, (5,), (3,), n_docs=100).empty
