@@ -7,7 +7,6 @@ input and what to do, and exit non-zero.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -62,12 +61,12 @@ def ingest(input: Annotated[str | None, typer.Option("--input", "-i", help="file
 def corpus(config: ConfigOpt = "local", out: Annotated[str | None, typer.Option(help="output folder")] = None,
            overrides: Overrides = None) -> None:
     """Assemble the translated-Debian-documentation corpus as JSON Lines shards (cached downloads)."""
-    from pivot_spark.corpus.build import build_corpus
+    from pivot_spark.corpus.build import build_corpus, summary_lines
 
     def go() -> None:
         cfg = _cfg(config, None, None, overrides, [f"corpus.out={out}"] if out else [])
-        summary = build_corpus(cfg.corpus)
-        err.print_json(json.dumps(summary, default=str))
+        manifest = build_corpus(cfg.corpus)
+        Console().print("\n".join(summary_lines(manifest)), highlight=False)
 
     _run(go)
 

@@ -85,7 +85,7 @@ class AptCache:
             "Components: main\n"
             f"Signed-By: {KEYRING}\n"
         )
-        have_lists = any(p.name.endswith("_Packages") for p in self.lists.iterdir())
+        have_lists = any("_Packages" in p.name for p in self.lists.iterdir())
         if force or not have_lists:
             log.info("apt-get update (private lists in %s)", self.lists)
             self._run(["apt-get", *self._opts(), "update"])

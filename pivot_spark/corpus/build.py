@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 SHARD_BYTES = 64 << 20
 ZSTD_LEVEL = 10
 MANIFEST = "MANIFEST.json"
+PAGE_CACHE_VERSION = 1  # bump when extraction changes: cached pages are keyed by package version only
 
 
 class CorpusError(RuntimeError):
@@ -157,8 +158,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
 def _cache_path(cache_dir: Path, ref: PageRef) -> Path:
-    return (cache_dir / "pages" / ref.source / _UNSAFE.sub("_", f"{ref.package}@{ref.version}")
-            / f"{ref.lang}.jsonl.zst")
+    return (cache_dir / "pages" / f"v{PAGE_CACHE_VERSION}" / ref.source
+            / _UNSAFE.sub("_", f"{ref.package}@{ref.version}") / f"{ref.lang}.jsonl.zst")
 
 
 def _groups(refs: Iterable[PageRef]) -> Iterator[list[PageRef]]:

@@ -16,6 +16,7 @@ processes. A record is one page::
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,8 +38,10 @@ from pivot_spark.corpus.extract import (
 )
 from pivot_spark.corpus.langs import normalize_lang, pick_variant
 from pivot_spark.corpus.udhr import UDHR_VERSION, declarations, fetch_udhr
+from pivot_spark.steps.langcodes import normalize_lang as lake_lang
 
 Record = dict[str, Any]
+log = logging.getLogger(__name__)
 
 SUITE = "bookworm"
 DDTP_SUITES = ("bookworm", "trixie")
@@ -96,7 +99,7 @@ def _record(ref: PageRef, text: str, *, title: str = "", suffix: str = "", align
         "text": text,
         "source": ref.source,
         "uri": ref.uri + suffix,
-        "lang_hint": ref.lang,
+        "lang_hint": lake_lang(ref.lang),
         "align_group": f"{ref.source}:{key}" if (ref.aligned if aligned is None else aligned) else None,
         "package": ref.package,
         "package_version": ref.version,
@@ -182,7 +185,8 @@ class Context:
         try:
             pkg = self.apt.fetch(name, suite=suite)
         except AptError as e:  # a package missing from the suite only loses that package
-            self.missing[name] = str(e)[:300]
+            log.warning("skipping %s: %s", name, str(e)[-300:])
+            self.missing[name] = str(e)[-300:]
             return None
         self.fetched[name] = pkg.version
         return pkg
@@ -358,17 +362,18 @@ SOURCES = {
     "udhr": udhr,
 }
 
-LICENSES = {
-    "libreoffice-help": "MPL-2.0 (LibreOffice help content; parts under LGPL-3+ / CC-BY-SA as in the package "
-                        "copyright file)",
-    "manpages": "per page: GPL-2+, BSD, Verbatim (man-pages) and the translators' GPL-3+ (manpages-l10n); see "
-                "each package's copyright file",
-    "ddtp": "descriptions: as their packages (mostly DFSG-free); translations by the DDTP under the same terms",
+LICENSES = {  # from each package's debian/copyright (checked for the bookworm versions)
+    "libreoffice-help": "MPL-2.0 (help content; styles and scripts MIT/Expat, not part of the text)",
+    "manpages": "English man-pages: Linux-man-pages-copyleft, GPL-2+, BSD and others per page; manpages-l10n "
+                "translations (de, fr, es, it, nl, pl, pt-br, ru): GPL-3+; manpages-ja: the licenses of the "
+                "original pages; manpages-zh: GFDL-1.2+ / GPL-2+",
+    "ddtp": "DDTP translations of package descriptions from Debian main (DFSG-free, same terms as the packages)",
     "debian-handbook": "GPL-2+ or CC-BY-SA-3.0",
-    "installation-guide": "GPL-2+",
+    "installation-guide": "GPL-2",
     "debian-reference": "GPL-2+",
     "gnome-help": "CC-BY-SA-3.0",
-    "fortunes": "public domain / BSD (fortune-mod data) and per-package terms for the translated collections",
+    "fortunes": "fortunes, fortunes-min: BSD (fortune-mod); fortunes-de, -es, -it, -pl, -ru: GPL-2+; "
+                "fortunes-zh: GPL-3+",
     "udhr": "UDHR text: public domain (United Nations); npm packaging MIT (Titus Wormer)",
 }
 
