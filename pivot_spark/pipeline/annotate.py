@@ -155,6 +155,7 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                 "documents_without_tokens": no_tokens, "tokenizer": tok_hash, "lid_model": lid_id}
 
     return run_job(cfg, "annotate", body, input_tables=("documents", "doc_tokens"),
+                   output_tables=("doc_lang", "doc_tokens"),
                    identity={"tokenizer": tok_hash, "lid": lid_id}, quiet=quiet)
 
 

@@ -190,7 +190,7 @@ def cooccur(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         }
 
     return run_job(cfg, "cooccur", body, input_tables=("doc_tokens",),
-                   identity={"tokenizer": tok, "windows": windows, "done": sorted(done)}, quiet=quiet)
+                   identity={"tokenizer": tok, "windows": windows}, quiet=quiet)
 
 
 def pair_cooccur(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> dict[str, Any]:

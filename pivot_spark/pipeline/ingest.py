@@ -90,4 +90,5 @@ def ingest(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         docs.unpersist()
         return {}
 
-    return run_job(cfg, "ingest", body, input_tables=("documents",), identity=identity, quiet=quiet)
+    return run_job(cfg, "ingest", body, input_tables=("documents",), output_tables=("documents", "quarantine"),
+                   identity=identity, quiet=quiet)

@@ -187,11 +187,17 @@ def previous_run(lake: Lake, run_id: str) -> dict[str, Any] | None:
 
 
 def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
-            input_tables: Sequence[str] = (), identity: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Execute ``body`` as run of ``job``; returns the run summary (also stored in ``runs``)."""
+            input_tables: Sequence[str] = (), output_tables: Sequence[str] = (), identity: Any = None,
+            quiet: bool = False) -> dict[str, Any]:
+    """Execute ``body`` as run of ``job``; returns the run summary (also stored in ``runs``).
+
+    The derived run id covers the pinned versions of the inputs the job does not itself write (a job that reads
+    its own output, like ingest's dedup against ``documents``, would otherwise never see its run as done).
+    """
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     pins: dict[str, int | None] = {t: lake.version(t) for t in input_tables}
-    run_id = cfg.run.run_id or derive_run_id(job, cfg, pins, identity)
+    derive_pins = {t: v for t, v in pins.items() if t not in output_tables}
+    run_id = cfg.run.run_id or derive_run_id(job, cfg, derive_pins, identity)
     prev = previous_run(lake, run_id)
     if prev is not None:
         summary = {"run_id": run_id, "job": job, "status": "already-committed",

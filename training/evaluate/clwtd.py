@@ -1,0 +1,185 @@
+"""The word-level cross-lingual translation score (paper-notes section 1).
+
+For an item and direction L1 -> L2 with correct source x*, target y* and the item's nine L1 distractors x_j:
+
+    loss(y | x)  = mean over 5 shot draws of  -(1/N) sum_i log P(y_i | prompt(x), y_<i)   (N tokens of " " + y)
+    P(y | x)     = exp(-loss(y | x))
+    S            = P(y* | x*) - (1/9) sum_j P(y* | x_j)
+
+The prompt is ``Please translate words from {L1} to {L2}.\\n\\n`` + five ``{L1}: {w1}\\n{L2}: {w2}\\n\\n`` blocks
+from other items + ``{L1}: {x}\\n{L2}:``; the scored continuation is ``" " + y``. One draw's five shots are
+shared by x* and the nine x_j, so the distractor term differs from the correct one only in the source word.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.evaluate.dataset import LANG_NAMES, Item
+from training.evaluate.model_io import Encoded, continuation_nll, encode_pair
+
+log = logging.getLogger(__name__)
+
+N_SHOTS = 5
+N_DRAWS = 5
+
+
+def parse_direction(d: str) -> tuple[str, str]:
+    src, sep, tgt = d.partition("->")
+    if not sep or src not in LANG_NAMES or tgt not in LANG_NAMES or src == tgt:
+        raise ValueError(f"bad direction {d!r}: use e.g. en->fr with languages from {sorted(LANG_NAMES)}")
+    return src, tgt
+
+
+def build_prompt(src: str, tgt: str, shots: Sequence[tuple[str, str]], x: str) -> str:
+    l1, l2 = LANG_NAMES[src], LANG_NAMES[tgt]
+    blocks = "".join(f"{l1}: {a}\n{l2}: {b}\n\n" for a, b in shots)
+    return f"Please translate words from {l1} to {l2}.\n\n{blocks}{l1}: {x}\n{l2}:"
+
+
+def draw_shots(items: Sequence[Item], index: int, src: str, tgt: str, *, seed: int,
+               n_shots: int = N_SHOTS, n_draws: int = N_DRAWS) -> list[list[int]]:
+    """``n_draws`` independent draws of ``n_shots`` other items with both languages, seeded per item and
+    direction. A shot may not reuse the item's source word, target word or a source-side distractor (the
+    prompt would then contain the answer or a distractor's translation)."""
+    item = items[index]
+    banned_src = {item.words[src], *item.distractors.get(src, [])}
+    eligible = [i for i, it in enumerate(items) if i != index and src in it.words and tgt in it.words
+                and it.words[src] not in banned_src and it.words[tgt] != item.words[tgt]]
+    if len(eligible) < n_shots:
+        raise ValueError(f"only {len(eligible)} items can serve as shots for {item.id} {src}->{tgt}; "
+                         f"need {n_shots}: the data set is too small for this direction")
+    return [random.Random(f"{seed}|{src}->{tgt}|{item.id}|{d}").sample(eligible, n_shots) for d in range(n_draws)]
+
+
+def score_from_losses(losses: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """``losses``: (1 + n_distractors, n_draws) mean NLLs, row 0 the correct source. Averages over draws at
+    the loss level, then exponentiates. Returns (S, P(y*|x*), P(y*|x_j) for each j)."""
+    p = np.exp(-losses.mean(axis=1))
+    return float(p[0] - p[1:].mean()), float(p[0]), p[1:]
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    item: str
+    direction: str
+    score: float
+    p_correct: float
+    p_distractors: tuple[float, ...]
+    loss_correct: float
+    n_target_tokens: int
+    boundary_merges: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.item, "direction": self.direction, "S": self.score, "p_correct": self.p_correct,
+                "p_distractors": list(self.p_distractors), "loss_correct": self.loss_correct,
+                "n_target_tokens": self.n_target_tokens, "boundary_merges": self.boundary_merges}
+
+
+def direction_requests(tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int
+                       ) -> tuple[list[int], list[Encoded]]:
+    """All (prompt, " " + y*) requests of one direction: per item 10 sources x 5 draws, in that order."""
+    idx = [i for i, it in enumerate(items) if src in it.words and tgt in it.words and src in it.distractors]
+    encoded: list[Encoded] = []
+    for i in idx:
+        it = items[i]
+        draws = draw_shots(items, i, src, tgt, seed=seed)
+        cont = " " + it.words[tgt]
+        for x in [it.words[src], *it.distractors[src]]:
+            for shot_ids in draws:
+                shots = [(items[s].words[src], items[s].words[tgt]) for s in shot_ids]
+                encoded.append(encode_pair(tok, build_prompt(src, tgt, shots, x), cont))
+    return idx, encoded
+
+
+def score_direction(model: Any, tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int,
+                    batch_size: int, device: str) -> list[ItemScore]:
+    idx, encoded = direction_requests(tok, items, src, tgt, seed=seed)
+    if not idx:
+        return []
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    nll = continuation_nll(model, encoded, batch_size=batch_size, device=device, pad_id=pad)
+    per_item = len(encoded) // len(idx)
+    n_src = per_item // N_DRAWS
+    out = []
+    for k, i in enumerate(idx):
+        block = nll[k * per_item:(k + 1) * per_item].reshape(n_src, N_DRAWS)
+        enc = encoded[k * per_item:(k + 1) * per_item]
+        s, pc, pd = score_from_losses(block)
+        out.append(ItemScore(items[i].id, f"{src}->{tgt}", s, pc, tuple(float(v) for v in pd),
+                             float(block[0].mean()), len(enc[0].ids) - enc[0].start, sum(e.merged for e in enc)))
+    return out
+
+
+# -- aggregation ---------------------------------------------------------------------------------------------------
+def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over items."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
+
+
+def overall_ci(table: np.ndarray, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+               ) -> tuple[float, float]:
+    """CI of the mean over directions of the per-direction means, resampling items (rows of an items x
+    directions table with NaN where an item lacks a direction) jointly across directions."""
+    if table.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        sample = table[rng.integers(0, table.shape[0], size=table.shape[0])]
+        with np.errstate(all="ignore"):
+            stats.append(np.nanmean(np.nanmean(sample, axis=0)))
+    stats_arr = np.asarray(stats)
+    stats_arr = stats_arr[~np.isnan(stats_arr)]
+    return float(np.quantile(stats_arr, alpha / 2)), float(np.quantile(stats_arr, 1 - alpha / 2))
+
+
+def summarize(scores: Iterable[ItemScore], langs: Sequence[str], *, seed: int = 0,
+              subset: set[str] | None = None) -> dict[str, Any]:
+    """Per-direction mean, bootstrap CI and n; the language matrix (rows source, columns target); the mean over
+    directions with a joint bootstrap CI; per-item scores for paired comparisons."""
+    scores = [s for s in scores if subset is None or s.item in subset]
+    by_dir: dict[str, dict[str, float]] = {}
+    for s in scores:
+        by_dir.setdefault(s.direction, {})[s.item] = s.score
+    directions: dict[str, Any] = {}
+    for d, per in sorted(by_dir.items()):
+        vals = np.array(list(per.values()))
+        lo, hi = bootstrap_ci(vals, seed=seed)
+        pc = [s.p_correct for s in scores if s.direction == d]
+        directions[d] = {"n": len(vals), "mean": float(vals.mean()), "ci95": [lo, hi],
+                         "median": float(np.median(vals)), "share_positive": float((vals > 0).mean()),
+                         "p_correct_mean": float(np.mean(pc))}
+    matrix = [[directions.get(f"{a}->{b}", {}).get("mean") if a != b else None for b in langs] for a in langs]
+    ids = sorted({s.item for s in scores})
+    dnames = sorted(by_dir)
+    table = np.full((len(ids), len(dnames)), np.nan)
+    row = {i: k for k, i in enumerate(ids)}
+    for c, d in enumerate(dnames):
+        for i, v in by_dir[d].items():
+            table[row[i], c] = v
+    mean = float(np.mean([v["mean"] for v in directions.values()])) if directions else math.nan
+    return {"directions": directions, "langs": list(langs), "matrix": matrix, "mean": mean,
+            "mean_ci95": list(overall_ci(table, seed=seed)), "n_items": len(ids),
+            "items": {d: by_dir[d] for d in dnames}}
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
+    tmp.replace(path)

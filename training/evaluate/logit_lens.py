@@ -1,0 +1,184 @@
+"""Logit lens over the translation prompt (paper-notes section 2).
+
+For each item and direction the 5-shot prompt (the first of the item's shot draws) is run with the answer
+appended. At the position that predicts the first answer token (the ``:`` ending ``{L2}:``) the residual
+stream after every layer goes through the final norm and the unembedding, then a softmax. transformers
+returns the last layer's hidden state already normed, so the norm is applied to layers 1..L-1 only.
+
+Per layer: the top-1 token and its probability, and the probability mass on the source word's tokens, the
+target word's tokens (both as tokenized in the prompt) and the item's semantic pivot tokens (pivot candidates
+of the word pair from the lake's co-occurrence tables, :func:`pivot_spark.steps.pivots.pair_pivot_candidates`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.evaluate.clwtd import build_prompt, draw_shots
+from training.evaluate.dataset import LANG_NAMES, Item
+from training.evaluate.lexicon import CJK_LANGS
+from training.evaluate.model_io import encode_pair
+
+log = logging.getLogger(__name__)
+
+
+def final_norm(model: Any) -> Any:
+    """The norm applied before the unembedding, for the model families transformers names consistently."""
+    for path in ("model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    raise ValueError(f"do not know the final norm of {type(model).__name__}: add its attribute path here")
+
+
+@dataclass(frozen=True)
+class LensRequest:
+    item: str
+    direction: str
+    ids: tuple[int, ...]
+    position: int  # index of the token whose output predicts the first answer token
+    source_ids: frozenset[int]
+    target_ids: frozenset[int]
+    pivot_ids: frozenset[int] | None
+
+
+def word_ids_in_context(tok: Any, prefix: str, word: str) -> list[int]:
+    """Token ids of ``" " + word`` as the model sees them after ``prefix``."""
+    e = encode_pair(tok, prefix, " " + word)
+    return list(e.ids[e.start:])
+
+
+def corpus_form_ids(tok: Any, word: str, lang: str) -> list[int]:
+    """Ids of a word as it appears in running text of its language (for co-occurrence look-ups): after a space,
+    i.e. with SentencePiece's word-start marker, for space-separated languages; without it for Japanese and
+    Chinese, which have no spaces (a marker the tokenizer adds by itself is removed)."""
+    if lang not in CJK_LANGS:
+        return word_ids_in_context(tok, "a", word)
+    pieces = tok.tokenize(word)
+    if pieces and pieces[0] == "\u2581":
+        pieces = pieces[1:]
+    elif pieces and pieces[0].startswith("\u2581") and tok.convert_tokens_to_ids(pieces[0][1:]) != tok.unk_token_id:
+        pieces = [pieces[0][1:], *pieces[1:]]
+    return [int(i) for i in tok.convert_tokens_to_ids(pieces)]
+
+
+def lens_requests(tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *, seed: int,
+                  pivots: dict[tuple[str, str, str], frozenset[int]] | None) -> list[LensRequest]:
+    out = []
+    for src, tgt in directions:
+        for i, it in enumerate(items):
+            if src not in it.words or tgt not in it.words or src not in it.distractors:
+                continue
+            shots = [(items[s].words[src], items[s].words[tgt]) for s in draw_shots(items, i, src, tgt, seed=seed)[0]]
+            prompt = build_prompt(src, tgt, shots, it.words[src])
+            e = encode_pair(tok, prompt, " " + it.words[tgt])
+            before_x = prompt[: prompt.rindex(f"{LANG_NAMES[src]}:") + len(LANG_NAMES[src]) + 1]
+            piv = None if pivots is None else pivots.get((it.id, src, tgt), frozenset())
+            out.append(LensRequest(it.id, f"{src}->{tgt}", e.ids, e.start - 1,
+                                   frozenset(word_ids_in_context(tok, before_x, it.words[src])),
+                                   frozenset(e.ids[e.start:]), piv))
+    return out
+
+
+def run_lens(model: Any, tok: Any, requests: Sequence[LensRequest], *, batch_size: int, device: str
+             ) -> list[dict[str, Any]]:
+    """One record per request with per-layer ``top1_id, top1_token, top1_prob, p_source, p_target, p_pivot``."""
+    import torch
+
+    norm = final_norm(model)
+    unembed = model.get_output_embeddings()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    records: list[dict[str, Any]] = []
+    for b0 in range(0, len(requests), batch_size):
+        batch = requests[b0:b0 + batch_size]
+        width = max(len(r.ids) for r in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for k, r in enumerate(batch):
+            ids[k, width - len(r.ids):] = torch.tensor(r.ids)
+            mask[k, width - len(r.ids):] = 1
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        at = torch.tensor([width - len(r.ids) + r.position for r in batch])
+        with torch.inference_mode():
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                        output_hidden_states=True, logits_to_keep=1)
+            hs = out.hidden_states[1:]  # after each layer; the last one is already normed
+            rows = torch.arange(len(batch), device=hs[0].device)
+            per_layer = []
+            for li, h in enumerate(hs):
+                v = h[rows, at.to(h.device)]
+                if li < len(hs) - 1:
+                    v = norm(v)
+                per_layer.append(torch.softmax(unembed(v).float(), dim=-1).cpu())
+        probs = torch.stack(per_layer, dim=1)  # batch x layers x vocab
+        for k, r in enumerate(batch):
+            p = probs[k]
+            top_p, top_i = p.max(dim=-1)
+            layers = []
+            for li in range(p.shape[0]):
+                rec = {"layer": li + 1, "top1_id": int(top_i[li]),
+                       "top1_token": tok.convert_ids_to_tokens(int(top_i[li])),
+                       "top1_prob": float(top_p[li]),
+                       "p_source": float(p[li, sorted(r.source_ids)].sum()),
+                       "p_target": float(p[li, sorted(r.target_ids)].sum())}
+                if r.pivot_ids is not None:
+                    rec["p_pivot"] = float(p[li, sorted(r.pivot_ids)].sum()) if r.pivot_ids else 0.0
+                layers.append(rec)
+            records.append({"id": r.item, "direction": r.direction, "source_ids": sorted(r.source_ids),
+                            "target_ids": sorted(r.target_ids),
+                            "pivot_ids": None if r.pivot_ids is None else sorted(r.pivot_ids),
+                            "layers": layers})
+    return records
+
+
+def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *,
+               tokenizer: str | None, window: int | None, top_n: int) -> tuple[dict[tuple[str, str, str],
+                                                                                    frozenset[int]], dict[str, Any]]:
+    """Pivot candidate token ids per (item, src, tgt) from the lake; and what was used (window, n_docs)."""
+    from pivot_spark.steps.pivots import has_letters, pair_pivot_candidates, piece_width
+    from training.evaluate import lake as lk
+
+    words: dict[tuple[str, str], list[int]] = {}
+    for it in items:
+        for lang, w in it.words.items():
+            words[(it.id, lang)] = corpus_form_ids(tok, w, lang)
+    all_ids = {i for ids in words.values() for i in ids}
+    cooc, used_window = lk.cooccurrence_near(lake, all_ids, window=window, tokenizer=tokenizer)
+    stats = lk.token_doc_counts(lake, tokenizer)
+    n_docs = lk.n_documents(lake)
+    vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
+    keep = np.array([has_letters(p or "") and piece_width(p or "") >= 2 for p in vocab], dtype=bool)
+    out: dict[tuple[str, str, str], frozenset[int]] = {}
+    for src, tgt in directions:
+        for it in items:
+            if src in it.words and tgt in it.words:
+                cand = pair_pivot_candidates(cooc, stats, words[(it.id, src)], words[(it.id, tgt)],
+                                             n_docs=max(n_docs, 1), top_n=top_n, keep=keep)
+                out[(it.id, src, tgt)] = frozenset(int(t) for t in cand["token_id"])
+    info = {"window": used_window, "n_docs": n_docs, "top_n": top_n, "tokenizer": tokenizer,
+            "cooccurrence_rows": len(cooc),
+            "rule": "pivot_spark.steps.pivots.pair_pivot_candidates (paper-notes section 4); tokens with letters "
+                    "and width >= 2 only"}
+    return out, info
+
+
+def mean_curves(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Per direction, the mean over items of each per-layer quantity."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for d in sorted({r["direction"] for r in records}):
+        rs = [r for r in records if r["direction"] == d]
+        keys = [k for k in ("top1_prob", "p_source", "p_target", "p_pivot") if k in rs[0]["layers"][0]]
+        out[d] = {k: [float(np.mean([r["layers"][li][k] for r in rs])) for li in range(len(rs[0]["layers"]))]
+                  for k in keys}
+        out[d]["n"] = [float(len(rs))]
+    return out

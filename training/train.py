@@ -1,0 +1,354 @@
+"""``pivot-train``: pretrain a Llama-family model on one selection/arm of ``train_set`` (torchrun-compatible).
+
+    pivot-train --lake LAKE --selection main --arm pivot --preset small --max-steps 2000 --out runs/pivot
+    torchrun --nproc-per-node 8 -m training.train --lake s3://... --preset 350m --compile ...
+
+Reads the table at a pinned version (recorded in every checkpoint and in ``final/pivot_train.json``), trains with
+AdamW + warmup/cosine, clips gradients, accumulates micro-batches, runs bf16 autocast (and optionally compiled
+decoder layers) on CUDA, and keeps DDP ranks in step (gloo on CPU, NCCL on GPU). Every step appends a JSON line to
+``{out}/metrics.jsonl``; checkpoints land atomically in ``{out}/checkpoints``; ``--resume`` continues from the
+newest one exactly: same batches, same losses. The final model and tokenizer go to ``{out}/final`` in transformers
+format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from training import checkpoint
+from training.data import PackedStream, TokenLoader, TrainSet, eval_batches, open_train_set
+from training.metrics import MetricsLog, peak_flops
+from training.model import PRESETS, build_model, flops_per_token, n_params
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="pivot-train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--lake", required=True, help="lake root URI holding train_set")
+    d.add_argument("--selection", required=True)
+    d.add_argument("--arm", required=True, help="pivot, random, ...")
+    d.add_argument("--table-version", type=int, default=None, help="train_set version to pin (default: latest)")
+    d.add_argument("--eval-shard", default="last",
+                   help="held-out shard: a number, 'last' (the highest) or 'none' (no eval, train on all)")
+    d.add_argument("--tokenizer", default=None, help="SentencePiece model (default: the one the rows name)")
+    d.add_argument("--seq-len", type=int, default=1024)
+    d.add_argument("--num-workers", type=int, default=2, help="DataLoader workers per rank")
+    d.add_argument("--shuffle-block", type=int, default=512, help="rows shuffled together")
+    d.add_argument("--trace-data", default=None, help="debug: folder where readers log the units and doc ids read")
+    m = p.add_argument_group("model and optimisation")
+    m.add_argument("--preset", default="small", choices=list(PRESETS))
+    m.add_argument("--batch-size", type=int, default=8, help="sequences per micro-batch per rank")
+    m.add_argument("--grad-accum", type=int, default=1)
+    m.add_argument("--max-steps", type=int, default=None)
+    m.add_argument("--max-tokens", type=int, default=None, help="alternative to --max-steps: tokens over all ranks")
+    m.add_argument("--lr", type=float, default=6e-4)
+    m.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine floor as a share of --lr")
+    m.add_argument("--warmup", type=int, default=100, help="warmup steps")
+    m.add_argument("--weight-decay", type=float, default=0.1)
+    m.add_argument("--grad-clip", type=float, default=1.0)
+    m.add_argument("--seed", type=int, default=1234)
+    m.add_argument("--compile", action="store_true", help="torch.compile the decoder layers and the loss (CUDA)")
+    m.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True)
+    o.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    o.add_argument("--stop-at", type=int, default=None,
+                   help="checkpoint and exit after this step (time-limited jobs: rerun with --resume)")
+    o.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (0: only at the end)")
+    o.add_argument("--keep", type=int, default=2, help="checkpoints kept")
+    o.add_argument("--eval-every", type=int, default=200, help="eval loss every N steps (0: only at the end)")
+    o.add_argument("--eval-batches", type=int, default=8)
+    o.add_argument("--log-every", type=int, default=10)
+    a = p.parse_args(argv)
+    if (a.max_steps is None) == (a.max_tokens is None):
+        p.error("give exactly one of --max-steps and --max-tokens")
+    a.eval_shard = None if a.eval_shard == "none" else a.eval_shard if a.eval_shard == "last" else int(a.eval_shard)
+    return a
+
+
+@dataclass
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_dist(device_arg: str) -> Dist:
+    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() if device_arg == "auto" else device_arg.startswith("cuda")
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(rank, world, local, device)
+
+
+class CausalLMLoss(nn.Module):
+    """Model + next-token loss in one module, so DDP sees the whole forward; the head runs in a separate function
+    that ``torch.compile`` fuses with the fp32 log-softmax."""
+
+    def __init__(self, lm: Any) -> None:
+        super().__init__()
+        self.lm = lm
+        self.head_loss: Any = _head_loss
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x, y = tokens[:, :-1], tokens[:, 1:]
+        h = self.lm.model(input_ids=x, use_cache=False).last_hidden_state
+        return self.head_loss(h, self.lm.lm_head.weight, y)
+
+
+def _head_loss(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logits = F.linear(h, w).float()
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1).long())
+
+
+def lr_lambda(warmup: int, total: int, floor: float):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+    return f
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, fused: bool) -> torch.optim.AdamW:
+    """Decay matrices only (not norms/biases), betas as in most LLM recipes."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
+
+
+def compile_regions(loss_mod: CausalLMLoss) -> None:
+    """Compile each decoder layer (all share one graph: compiles once) and the head+loss: most of whole-model
+    compile's speed at a fraction of its compile time."""
+    for layer in loss_mod.lm.model.layers:
+        layer.compile()
+    loss_mod.head_loss = torch.compile(_head_loss)
+
+
+def seed_everything(seed: int, rank: int) -> None:
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed)  # same init on every rank; DDP also broadcasts rank 0's weights
+
+
+def _all_mean(x: torch.Tensor, d: Dist) -> float:
+    if d.world > 1:
+        x = x.detach().clone()
+        dist.all_reduce(x)
+        x /= d.world
+    return float(x.item())
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+               batches: Iterator[torch.Tensor], *, device: torch.device, grad_accum: int, grad_clip: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over ``grad_accum`` micro-batches; DDP all-reduces only on the last. Returns the mean
+    micro-batch loss and the gradient norm, as device tensors (no host sync here)."""
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(grad_accum):
+        tokens = next(batches).to(device, non_blocking=True)
+        last = micro == grad_accum - 1
+        with (model.no_sync() if isinstance(model, DDP) and not last else contextlib.nullcontext()), \
+                autocast(device):
+            loss = model(tokens)
+        (loss / grad_accum).backward()
+        loss_sum += loss.detach()
+    params = model.module.parameters() if isinstance(model, DDP) else model.parameters()
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return loss_sum / grad_accum, norm
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; fp32 on CPU (exact and deterministic there)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: list[torch.Tensor], d: Dist) -> float | None:
+    if not batches:
+        return None
+    model.eval()
+    total = torch.zeros((), device=d.device)
+    for b in batches:
+        with autocast(d.device):
+            total += model(b.to(d.device)).float()
+    model.train()
+    return _all_mean(total / len(batches), d)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    d = setup_dist(args.device)
+    cuda = d.device.type == "cuda"
+    if not cuda:
+        torch.use_deterministic_algorithms(True)
+    seed_everything(args.seed, d.rank)
+    out = Path(args.out)
+    ts = open_train_set(args.lake, args.selection, args.arm, version=args.table_version, eval_shard=args.eval_shard,
+                        tokenizer_model=args.tokenizer)
+    tokens_per_step = args.batch_size * args.grad_accum * args.seq_len * d.world
+    max_steps = args.max_steps or math.ceil(args.max_tokens / tokens_per_step)
+    stream = PackedStream(ts, seq_len=args.seq_len, batch_size=args.batch_size, seed=args.seed, rank=d.rank,
+                          world=d.world, block=args.shuffle_block, num_workers=args.num_workers,
+                          trace_dir=args.trace_data)
+    loader = TokenLoader(stream, pin_memory=cuda)
+    evals = eval_batches(ts, seq_len=args.seq_len, batch_size=args.batch_size, max_batches=args.eval_batches,
+                         rank=d.rank, world=d.world)
+
+    lm = build_model(args.preset, vocab_size=ts.vocab_size, seq_len=args.seq_len, bos_id=ts.bos_id, eos_id=ts.eos_id)
+    lm = lm.to(d.device)  # type: ignore[arg-type]
+    loss_mod = CausalLMLoss(lm)
+    if args.compile and cuda:
+        compile_regions(loss_mod)
+    model: nn.Module = DDP(loss_mod, device_ids=[d.local_rank] if cuda else None) if d.world > 1 else loss_mod
+    opt = make_optimizer(lm, args.lr, args.weight_decay, fused=cuda)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup, max_steps, args.min_lr_ratio))
+
+    step = 0
+    ckpt_root = out / "checkpoints"
+    if args.resume and (last := checkpoint.latest(ckpt_root)) is not None:
+        shared, own = checkpoint.load(last, rank=d.rank, world=d.world)
+        lm.load_state_dict(shared["model"])
+        opt.load_state_dict(shared["optimizer"])
+        sched.load_state_dict(shared["scheduler"])
+        step = shared["step"]
+        loader.load_state_dict(own["data"])
+        checkpoint.set_rng_state(own["rng"])
+    elif args.resume and d.main:
+        print(f"pivot-train: no checkpoint in {ckpt_root}; starting from step 0", file=sys.stderr)
+
+    log = MetricsLog(out / "metrics.jsonl", enabled=d.main)
+    fpt = flops_per_token(lm.config, args.seq_len)
+    peak = peak_flops(d.device)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        log.write("start", step=step, max_steps=max_steps, world=d.world, params=n_params(lm), preset=args.preset,
+                  tokens_per_step=tokens_per_step, flops_per_token=fpt, data=ts.describe(),
+                  args={k: v for k, v in vars(args).items()})
+
+    def save(at: int) -> None:
+        shared = {"model": lm.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                  "step": at, "args": vars(args), "data": ts.describe()}
+        checkpoint.save(ckpt_root, at, shared, {"rng": checkpoint.rng_state(), "data": loader.state_dict()},
+                        rank=d.rank, keep=args.keep)
+
+    batches: Iterator[torch.Tensor] = iter(loader)
+    bar = tqdm(total=max_steps, initial=step, disable=not d.main, desc="train", unit="step", dynamic_ncols=True)
+    t0, tok0 = time.perf_counter(), 0
+    last_loss = float("nan")
+    model.train()
+    stop = min(max_steps, args.stop_at or max_steps)
+    while step < stop:
+        lr = sched.get_last_lr()[0]
+        mean_loss, norm = train_step(model, opt, sched, batches, device=d.device, grad_accum=args.grad_accum,
+                                     grad_clip=args.grad_clip)
+        step += 1
+        tok0 += tokens_per_step
+        bar.update(1)
+        if step % args.log_every == 0 or step == max_steps:
+            last_loss = _all_mean(mean_loss, d)
+            dt = time.perf_counter() - t0
+            tps = tok0 / dt
+            rec: dict[str, Any] = {"step": step, "loss": round(last_loss, 6), "lr": lr,
+                                   "grad_norm": round(float(norm), 4), "tokens": step * tokens_per_step,
+                                   "tokens_per_s": round(tps, 1)}
+            if peak:
+                rec["mfu"] = round(fpt * tps / (peak * d.world), 4)
+            log.write("train", **rec)
+            bar.set_postfix(loss=f"{last_loss:.3f}", tok_s=f"{tps:,.0f}")
+            t0, tok0 = time.perf_counter(), 0
+        if args.eval_every and step % args.eval_every == 0 and step < max_steps:
+            ev = evaluate(model, evals, d)
+            if ev is not None:
+                log.write("eval", step=step, eval_loss=round(ev, 6))
+        if args.save_every and step % args.save_every == 0 and step < max_steps:
+            save(step)
+    bar.close()
+    done = step >= max_steps
+    final_eval = evaluate(model, evals, d) if done else None
+    if final_eval is not None:
+        log.write("eval", step=step, eval_loss=round(final_eval, 6))
+    save(step)
+    summary = {"step": step, "max_steps": max_steps, "loss": last_loss, "eval_loss": final_eval,
+               "data": ts.describe(), "preset": args.preset, "tokens": step * tokens_per_step,
+               "data_batches": loader.batches}
+    write_rank_summary(out, d, lm, summary)
+    if d.main and done:
+        save_final(lm, ts, out / "final", summary)
+        log.write("end", **summary)
+    if d.world > 1:
+        dist.barrier()
+    return summary
+
+
+def write_rank_summary(out: Path, d: Dist, lm: nn.Module, summary: dict[str, Any]) -> None:
+    """``{out}/ranks/rank-{r}.json``: where each rank ended, with a digest of its weights (DDP ranks must agree)."""
+    h = hashlib.sha256()
+    for name, t in sorted(lm.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    path = out / "ranks" / f"rank-{d.rank}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**summary, "rank": d.rank, "world": d.world, "weights_sha256": h.hexdigest()},
+                               default=str))
+
+
+def save_final(lm: Any, ts: TrainSet, path: Path, summary: dict[str, Any]) -> None:
+    """transformers format, tokenizer beside it, plus what it was trained on."""
+    from training.tokenizer import hf_tokenizer_for
+
+    lm.save_pretrained(path)
+    hf_tokenizer_for(ts.tokenizer_model).save_pretrained(path)
+    (path / "pivot_train.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        ev = summary["eval_loss"]
+        print(f"pivot-train: {summary['step']}/{summary['max_steps']} steps, {summary['tokens']:,} tokens, loss {summary['loss']:.4f}"
+              + (f", eval loss {ev:.4f}" if ev is not None else "") + f" -> {Path(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
