@@ -26,6 +26,7 @@ from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import (
     AddAction,
     CommitProperties,
+    RemoveAction,
     Transaction,
     create_table_with_add_actions,
 )
@@ -146,10 +147,10 @@ class Lake:
         rows = sum(f.num_records for f in files)
         if dt is not None and (dt.transaction_version(app_id) or 0) >= 1:
             return CommitResult(table, dt.version(), False, rows, len(files))
-        adds = [f.to_add() for f in files]
+        adds: list[AddAction | RemoveAction] = [f.to_add() for f in files]
         if dt is None:
             create_table_with_add_actions(
-                self.table_uri(table), Schema.from_arrow(schema), adds, mode="append",
+                self.table_uri(table), Schema.from_arrow(schema), [f.to_add() for f in files], mode="append",
                 partition_by=partition_by or None, storage_options=self.storage_options or None,
                 commit_properties=props)
         else:
@@ -169,8 +170,8 @@ class Lake:
             return CommitResult(table, dt.version(), False, data.num_rows)
         props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)],
                                  custom_metadata={"pivot_spark.app_id": app_id})
-        write_deltalake(self.table_uri(table), data, mode=mode, partition_by=partition_by or None,
-                        predicate=predicate if dt is not None else None,
+        write_deltalake(self.table_uri(table), data, mode=mode,  # type: ignore[arg-type]
+                        partition_by=partition_by or None, predicate=predicate if dt is not None else None,
                         storage_options=self.storage_options or None, commit_properties=props)
         return CommitResult(table, self.version(table), True, data.num_rows)
 

@@ -363,7 +363,7 @@ def select(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 
         from pivot_spark.steps.select import assign_shards, lang_mix, select_arm
 
-        meta = (ctx.read("doc_pivot", partition_filters=[("pivot_set", "=", label)])
+        meta: pd.DataFrame = (ctx.read("doc_pivot", partition_filters=[("pivot_set", "=", label)])
                 .filter(F.col("n_tokens") >= sc.min_tokens)
                 .select("doc_id", "n_tokens", "pivot_proportion", "lang").toPandas())
         if meta.empty:
@@ -377,7 +377,7 @@ def select(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                 ref_ids = select_arm(meta, "pivot", token_budget=sc.token_budget, seed=sc.seed,
                                      pivot_random_share=sc.pivot_random_share)
                 ref = lang_mix(meta, ref_ids)
-            ids = select_arm(meta, arm, token_budget=sc.token_budget, seed=sc.seed,
+            ids = select_arm(meta, arm, token_budget=sc.token_budget, seed=sc.seed,  # type: ignore[arg-type]
                              pivot_random_share=sc.pivot_random_share,
                              reference_lang_mix=_as_mix(ref) if ref is not None else None)
             chosen[arm] = ids

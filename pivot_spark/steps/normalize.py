@@ -169,7 +169,7 @@ def validate_record(rec: RawRecord, *, source_default: str, max_text_bytes: int,
     text = normalize_text(text)
     if not text.strip():
         return Outcome(reason=Reason.EMPTY_TEXT, raw=_preview(rec.data, preview_chars))
-    source = obj.get("source") if isinstance(obj.get("source"), str) else source_default
+    source: str = obj["source"] if isinstance(obj.get("source"), str) else source_default
     h = content_hash(text)
     rid = obj.get("id")
     meta = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}

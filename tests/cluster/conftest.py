@@ -41,13 +41,14 @@ def standalone_master(tmp_path_factory):
     spark_class = str(home / "bin" / "spark-class")
     procs = [subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                "--port", str(port), "--webui-port", str(ui)], env=env,
-                              stdout=open(work / "master.log", "w"), stderr=subprocess.STDOUT)]
+                              stdout=open(work / "master.log", "w"), stderr=subprocess.STDOUT)]  # noqa: SIM115
     url = f"spark://127.0.0.1:{port}"
     for i in range(2):
         procs.append(subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
                                        "--cores", "1", "--memory", "3g", "--webui-port", str(_free_port()),
                                        "--work-dir", str(work / f"w{i}"), url], env=env,
-                                      stdout=open(work / f"worker{i}.log", "w"), stderr=subprocess.STDOUT))
+                                      stdout=open(work / f"worker{i}.log", "w"),  # noqa: SIM115
+                                      stderr=subprocess.STDOUT))
     try:
         deadline = time.time() + 120
         while _alive_workers(ui) < 2:
