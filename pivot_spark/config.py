@@ -9,13 +9,13 @@ the ``runs`` table. This module imports neither pyspark nor torch.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-PRESET_DIR = Path(__file__).parent / "presets"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
 
@@ -161,22 +161,34 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _preset_text(name: str) -> str | None:
+    """A preset's YAML, read as a package resource (works from a zip on --py-files too)."""
+    res = resources.files("pivot_spark").joinpath("presets", f"{name}.yaml")
+    return res.read_text(encoding="utf-8") if res.is_file() else None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("pivot_spark").joinpath("presets").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
 def _read_yaml(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-        raise ConfigError(f"config {name_or_path!r} is neither a preset ({known}) nor a YAML file")
-    data = yaml.safe_load(path.read_text()) or {}
+    text = _preset_text(name_or_path) if not path.suffix else None
+    if text is None:
+        if not path.is_file():
+            raise ConfigError(f"config {name_or_path!r} is neither a preset ({', '.join(preset_names())}) "
+                              "nor a YAML file")
+        text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
+    data.setdefault("preset", path.stem or name_or_path)
     if base:
         if base in _seen:
             raise ConfigError(f"{path}: base cycle through {base!r}")
         data = _deep_merge(_read_yaml(base, (*_seen, base)), data)
-    data.setdefault("preset", path.stem)
     return data
 
 

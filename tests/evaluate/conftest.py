@@ -15,6 +15,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = FIXTURES / "items-sample.jsonl"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The test machine's cores are shared: several intra-op threads spin against each other (10x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def sample_items():
     from training.evaluate.dataset import read_items
