@@ -293,8 +293,11 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                  .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count")))
         n_docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).count()
         # The pruned graph of one window comes to the driver as Arrow (pivot discovery is a global ranking).
-        cooc_pd = cooc.toArrow().to_pandas()
-        stats_pd = stats.toArrow().to_pandas()
+        # Sorted, so float sums run in one order whatever the partitioning: a cluster and local mode give
+        # bit-identical scores.
+        cooc_pd = (cooc.toArrow().to_pandas().sort_values(["token_a", "token_b", "lang_a", "lang_b"])
+                   .reset_index(drop=True))
+        stats_pd = stats.toArrow().to_pandas().sort_values(["token_id", "lang"]).reset_index(drop=True)
         if cooc_pd.empty:
             raise ValueError(f"no co-occurrence counts for window {pc_.window}: run `pivot-spark cooccur` with "
                              f"cooccur.windows including {pc_.window}")
