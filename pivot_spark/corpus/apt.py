@@ -7,10 +7,15 @@ never touched. Everything is cached: a second call for the same packages downloa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,13 +96,24 @@ class AptCache:
             self._run(["apt-get", *self._opts(), "update"])
         self._updated = True
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the manifest across processes (several builds may share one cache)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def _manifest(self) -> dict[str, dict[str, str]]:
         if self.manifest_path.exists():
             return json.loads(self.manifest_path.read_text())
         return {}
 
     def _save_manifest(self, m: dict[str, dict[str, str]]) -> None:
-        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp = self.manifest_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(m, indent=1, sort_keys=True))
         tmp.replace(self.manifest_path)
 
@@ -111,24 +127,30 @@ class AptCache:
             return FetchedPackage(name, entry["version"], entry["suite"], Path(entry["root"]))
         self.update()
         target = self.unpacked / key.replace("/", "@")
-        tmp = target.with_name(target.name + ".partial")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        before = set(self.debs.glob("*.deb"))
-        self._run(["apt-get", *self._opts(), "download", key], cwd=self.debs)
-        new = sorted(set(self.debs.glob("*.deb")) - before)
-        if not new:  # already downloaded earlier (deb present, manifest lost)
-            new = sorted(self.debs.glob(f"{name}_*.deb"))
-        if not new:
-            raise AptError(f"apt-get download {key} produced no .deb")
-        deb = new[-1]
+        # Each fetch downloads into a folder of its own, so concurrent fetches into one cache never pick up
+        # each other's .deb files.
+        dl = Path(tempfile.mkdtemp(prefix=f".dl-{name}-", dir=self.debs))
+        try:
+            self._run(["apt-get", *self._opts(), "download", key], cwd=dl)
+            got = sorted(dl.glob("*.deb"))
+            if not got:
+                raise AptError(f"apt-get download {key} produced no .deb")
+            deb = self.debs / got[-1].name
+            got[-1].replace(deb)
+        finally:
+            shutil.rmtree(dl, ignore_errors=True)
         self._run(["dpkg-deb", "-x", str(deb), str(tmp)])
         version = self._run(["dpkg-deb", "-f", str(deb), "Version"]).strip()
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
-        manifest = self._manifest()
-        manifest[key] = {"version": version, "suite": suite or "default", "root": str(target), "deb": deb.name}
-        self._save_manifest(manifest)
+        with self._locked():
+            manifest = self._manifest()
+            manifest[key] = {"version": version, "suite": suite or "default", "root": str(target),
+                             "deb": deb.name}
+            self._save_manifest(manifest)
         return FetchedPackage(name, version, suite or "default", target)
 
     def fetch_many(self, names: list[str], *, suite: str | None = None, missing_ok: bool = False

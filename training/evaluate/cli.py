@@ -131,7 +131,8 @@ def clwtd(model: ModelOpt, dataset: DatasetOpt, out: OutOpt, directions: DirsOpt
           items_subset: Annotated[Path | None, typer.Option("--items-subset", help="file of item ids (one a "
                                                             "line), e.g. corpus-items.txt: also report on them")]
           = None,
-          max_items: Annotated[int | None, typer.Option("--max-items", help="first N items only")] = None) -> None:
+          max_items: Annotated[int | None, typer.Option("--max-items", help="score the first N items of each "
+                                                        "direction (shots still drawn from all)")] = None) -> None:
     """The CLWTD score: 5-shot, 5 draws, length-normalised P, S = P(y*|x*) - mean_j P(y*|x_j)."""
 
     def go() -> None:
@@ -142,13 +143,14 @@ def clwtd(model: ModelOpt, dataset: DatasetOpt, out: OutOpt, directions: DirsOpt
         from training.evaluate.model_io import load_model
         from training.evaluate.plots import heatmap
 
-        items = read_items(dataset)[:max_items] if max_items else read_items(dataset)
+        items = read_items(dataset)
         dirs = _directions(directions, langs)
         m, tok, device = load_model(model, dtype=dtype)
         out.mkdir(parents=True, exist_ok=True)
         scores = []
         for src, tgt in dirs:
-            s = C.score_direction(m, tok, items, src, tgt, seed=seed, batch_size=batch_size, device=device)
+            s = C.score_direction(m, tok, items, src, tgt, seed=seed, batch_size=batch_size, device=device,
+                                  max_items=max_items)
             log.info("%s->%s: %d items, mean S %.4f", src, tgt, len(s),
                      sum(x.score for x in s) / max(len(s), 1))
             scores.extend(s)
@@ -190,7 +192,8 @@ def logit_lens(model: ModelOpt, dataset: DatasetOpt, out: OutOpt, directions: Di
                tokenizer_hash: Annotated[str | None, typer.Option("--tokenizer-hash", help="lake tokenizer the "
                                                                   "model uses (default: hash of its tokenizer.model)")]
                = None,
-               max_items: Annotated[int | None, typer.Option("--max-items", help="first N items only")] = None
+               max_items: Annotated[int | None, typer.Option("--max-items", help="first N items of each direction "
+                                                             "(shots still drawn from all)")] = None
                ) -> None:
     """Per item and layer: top-1 token and probability, mass on source, target and pivot tokens."""
 
@@ -201,16 +204,16 @@ def logit_lens(model: ModelOpt, dataset: DatasetOpt, out: OutOpt, directions: Di
         from training.evaluate.model_io import load_model
         from training.evaluate.plots import lens_curves
 
-        items = read_items(dataset)[:max_items] if max_items else read_items(dataset)
+        items = read_items(dataset)
         dirs = _directions(directions, langs)
         m, tok, device = load_model(model, dtype=dtype)
         pivots, pivot_info = None, {"omitted": "no --lake given: pivot mass not computed"}
         if lake:
             tok_hash = _lake_tokenizer(Path(model), lake, tokenizer_hash)
-            pivots, pivot_info = L.pivot_sets(lake, tok, items, dirs, tokenizer=tok_hash, window=window,
-                                              top_n=top_n)
+            pivots, pivot_info = L.pivot_sets(lake, tok, items[:max_items], dirs, tokenizer=tok_hash,
+                                              window=window, top_n=top_n)
             pivot_info["lake"] = lake
-        reqs = L.lens_requests(tok, items, dirs, seed=seed, pivots=pivots)
+        reqs = L.lens_requests(tok, items, dirs, seed=seed, pivots=pivots, max_items=max_items)
         records = L.run_lens(m, tok, reqs, batch_size=batch_size, device=device)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "lens.jsonl", "w", encoding="utf-8") as f:

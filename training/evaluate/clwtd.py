@@ -85,25 +85,39 @@ class ItemScore:
                 "n_target_tokens": self.n_target_tokens, "boundary_merges": self.boundary_merges}
 
 
-def direction_requests(tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int
-                       ) -> tuple[list[int], list[Encoded]]:
-    """All (prompt, " " + y*) requests of one direction: per item 10 sources x 5 draws, in that order."""
+def direction_requests(tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int,
+                       max_items: int | None = None) -> tuple[list[int], list[Encoded]]:
+    """All (prompt, " " + y*) requests of one direction: per item 10 sources x 5 draws, in that order.
+
+    Prompts are tokenized in one batch call. The continuation's ids are found once per item (on its first
+    prompt, :func:`encode_pair`) and appended to every prompt's ids: all prompts of a direction end with the
+    same ``{L2}:``, so the prompt/continuation boundary tokenizes the same way in all of them."""
     idx = [i for i, it in enumerate(items) if src in it.words and tgt in it.words and src in it.distractors]
-    encoded: list[Encoded] = []
+    idx = idx[:max_items]  # shots still come from the whole data set
+    prompts: list[str] = []
     for i in idx:
         it = items[i]
         draws = draw_shots(items, i, src, tgt, seed=seed)
-        cont = " " + it.words[tgt]
         for x in [it.words[src], *it.distractors[src]]:
             for shot_ids in draws:
-                shots = [(items[s].words[src], items[s].words[tgt]) for s in shot_ids]
-                encoded.append(encode_pair(tok, build_prompt(src, tgt, shots, x), cont))
+                prompts.append(build_prompt(src, tgt, [(items[s].words[src], items[s].words[tgt]) for s in shot_ids], x))
+    prompt_ids = tok(prompts)["input_ids"] if prompts else []
+    per_item = len(prompts) // max(len(idx), 1)
+    encoded: list[Encoded] = []
+    for k, i in enumerate(idx):
+        first = encode_pair(tok, prompts[k * per_item], " " + items[i].words[tgt])
+        cont = tuple(first.ids[first.start:])
+        merged = len(prompt_ids[k * per_item]) - first.start  # prompt tokens merged into the continuation: 0
+        for j in range(k * per_item, (k + 1) * per_item):
+            cut = len(prompt_ids[j]) - merged
+            encoded.append(Encoded(tuple(prompt_ids[j][:cut]) + cont, cut, merged > 0))
     return idx, encoded
 
 
 def score_direction(model: Any, tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int,
-                    batch_size: int, device: str) -> list[ItemScore]:
-    idx, encoded = direction_requests(tok, items, src, tgt, seed=seed)
+                    batch_size: int, device: str, max_items: int | None = None) -> list[ItemScore]:
+    """Scores of the (first ``max_items``) items of one direction."""
+    idx, encoded = direction_requests(tok, items, src, tgt, seed=seed, max_items=max_items)
     if not idx:
         return []
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0

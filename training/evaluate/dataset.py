@@ -13,8 +13,9 @@ build is testable on inline dictionary samples. The rules (docs/evaluation.md ha
    language: the most frequent attested one not already taken by a more frequent item (two items with the
    same target word would make the reverse direction ambiguous). Required languages must all succeed, else
    the item is dropped with the reason; optional languages are filled where they succeed.
-3. Nine distractors per item and language: same part of speech (English candidates as in 1, or the words that
-   are attested translations of other English words of that part of speech), nearest in frequency, never a word any
+3. Nine distractors per item and language: same part of speech (English candidates as in 1 with attested
+   translations in that part of speech in two languages, or the words that are attested translations of
+   other English words of that part of speech), nearest in frequency, never a word any
    dictionary lists for the item in any sense (checked in both directions, glosses included), never one of
    the item's own words; sampled with a seeded RNG from the nearest ``neighbourhood`` valid candidates.
 4. Every distractor is checked again at the end (:func:`verify_distractors`); the counts go to the manifest.
@@ -39,6 +40,7 @@ from training.evaluate.sources import WORDFREQ_ATTRIBUTION
 
 DATASET_VERSION = "v1"
 POS_ORDER = (NOUN, VERB, ADJ)
+MIN_ATTESTED_LANGS = 2
 EN_WORD = re.compile(r"^[a-z]{3,}$")
 LANG_NAMES = {"en": "English", "fr": "French", "ja": "Japanese", "zh": "Chinese", "de": "German",
               "es": "Spanish", "ru": "Russian"}
@@ -248,16 +250,21 @@ class Pool:
 
 def build_pools(lex: Lexicon, cfg: BuildConfig, zipf: Zipf) -> dict[tuple[str, str], Pool]:
     """(lang, pos) -> words usable as distractors: English words of that part of speech, and the attested
-    single-word translations of English words of that part of speech."""
+    single-word translations of English words of that part of speech. An English word counts in a part of
+    speech only when it has attested translations in it in ``MIN_ATTESTED_LANGS`` languages: WikDict tags
+    rare readings too (``think`` and ``are`` as nouns), and a noun item's distractors should be nouns."""
     members: dict[tuple[str, str], set[str]] = {(lang, pos): set() for lang in cfg.langs for pos in POS_ORDER}
     for en, poses in lex.en_pos.items():
         ok_en = bool(EN_WORD.match(en)) and zipf(en, "en") > 0 and en not in lex.en_closed_class
         for pos in poses:
-            if ok_en:
-                members[("en", pos)].add(en)
+            attested = 0
             for lang in cfg.langs:
                 if lang != "en":
-                    members[(lang, pos)].update(translation_status(lex, en, pos, lang, zipf)[1])
+                    found = translation_status(lex, en, pos, lang, zipf)[1]
+                    members[(lang, pos)].update(found)
+                    attested += bool(found)
+            if ok_en and attested >= MIN_ATTESTED_LANGS:
+                members[("en", pos)].add(en)
     pools = {}
     for (lang, pos), words in members.items():
         scored = sorted((zipf(w, lang), w) for w in words)

@@ -73,12 +73,14 @@ def corpus_form_ids(tok: Any, word: str, lang: str) -> list[int]:
 
 
 def lens_requests(tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *, seed: int,
-                  pivots: dict[tuple[str, str, str], frozenset[int]] | None) -> list[LensRequest]:
+                  pivots: dict[tuple[str, str, str], frozenset[int]] | None, max_items: int | None = None
+                  ) -> list[LensRequest]:
+    """One request per item and direction (the first ``max_items`` items of each; shots from all items)."""
     out = []
     for src, tgt in directions:
-        for i, it in enumerate(items):
-            if src not in it.words or tgt not in it.words or src not in it.distractors:
-                continue
+        idx = [i for i, it in enumerate(items) if src in it.words and tgt in it.words and src in it.distractors]
+        for i in idx[:max_items]:
+            it = items[i]
             shots = [(items[s].words[src], items[s].words[tgt]) for s in draw_shots(items, i, src, tgt, seed=seed)[0]]
             prompt = build_prompt(src, tgt, shots, it.words[src])
             e = encode_pair(tok, prompt, " " + it.words[tgt])

@@ -80,14 +80,16 @@ def continuation_nll(model: Any, encoded: Sequence[Encoded], *, batch_size: int,
             ids[r, width - len(e.ids):] = torch.tensor(e.ids)
             mask[r, width - len(e.ids):] = 1
         pos = (mask.cumsum(1) - 1).clamp(min=0)
+        # logits[:, j] predicts the token at absolute index width - keep + j + 1: the targets are the last
+        # keep - 1 tokens of each row, and only each row's own continuation counts
+        targets = ids[:, width - keep + 1:]
+        n = torch.tensor([len(e.ids) - e.start for e in batch])
+        counted = torch.arange(keep - 1)[None, :] >= (keep - 1 - n)[:, None]
         with torch.inference_mode():
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                           logits_to_keep=keep).logits.float()
-        logp = torch.log_softmax(logits, dim=-1).cpu()
-        for r, e in enumerate(batch):
-            n = len(e.ids) - e.start
-            # logits[:, j] predicts the token at absolute index width - keep + j + 1
-            targets = torch.tensor(e.ids[e.start:])
-            rows = logp[r, keep - 1 - n: keep - 1]
-            out[order[b0 + r]] = float(-rows.gather(1, targets[:, None]).mean())
+                           logits_to_keep=keep).logits[:, :-1].float()
+            logp = torch.log_softmax(logits, dim=-1).gather(2, targets.to(device)[:, :, None])[:, :, 0].cpu()
+        nll = -(logp * counted).sum(1) / n
+        for r in range(len(batch)):
+            out[order[b0 + r]] = float(nll[r])
     return out
