@@ -171,13 +171,18 @@ def make_file_writer(table_uri: str, table: str, file_prefix: str,
     return write
 
 
+def _empty(spark: SparkSession, table: str) -> DataFrame:
+    """An empty DataFrame of the table's schema, built from Arrow (no Python worker stage)."""
+    return spark.createDataFrame(TABLES[table][0].empty_table(), spark_schema(table))
+
+
 def read_table(spark: SparkSession, lake: Lake, table: str, version: int | None = None, *,
                backend: str = "auto", partition_filters: PartitionFilter | None = None) -> DataFrame:
     """A DataFrame of exactly the rows of ``table`` at ``version`` (the latest when None)."""
     backend = resolve_backend(spark, backend)
     schema = spark_schema(table)
     if not lake.exists(table):
-        return spark.createDataFrame([], schema)
+        return _empty(spark, table)
     if version is None:
         version = lake.version(table)
     uri = lake.table_uri(table)
@@ -193,7 +198,7 @@ def read_table(spark: SparkSession, lake: Lake, table: str, version: int | None 
         return df.select(*schema.fieldNames())
     files = lake.file_uris(table, version, partition_filters)
     if not files:
-        return spark.createDataFrame([], schema)
+        return _empty(spark, table)
     # basePath makes Spark parse the Hive partition folders into the partition columns (typed by our schema).
     return spark.read.schema(schema).option("basePath", uri).parquet(*files).select(*schema.fieldNames())
 

@@ -164,10 +164,10 @@ def cooccur(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                 yield from _merge_partials(pending).to_batches(max_chunksize=200_000)
 
         partial = docs.mapInArrow(count, from_arrow_schema(PARTIAL))
-        keys = ["kind", "snapshot", "window", "token_a", "token_b", "lang_a", "lang_b"]
+        # piece is a function of token_a (null on pair rows): a grouping key, so the plan stays a HashAggregate.
+        keys = ["kind", "snapshot", "window", "token_a", "token_b", "lang_a", "lang_b", "piece"]
         summed = (partial.groupBy(*keys)
-                  .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count"),
-                       F.max("piece").alias("piece"))
+                  .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count"))
                   .persist(StorageLevel.MEMORY_AND_DISK))
         pairs = (summed.filter((F.col("kind") == "pair") & (F.col("count") >= cc.min_count))
                  .withColumn("tokenizer", F.lit(tok)).select(*COOCCURRENCE.names))
