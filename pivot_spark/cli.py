@@ -162,6 +162,22 @@ def submit(ctx: typer.Context,
 
 
 @app.command()
+def experiment(recipe: Annotated[str, typer.Option("--recipe", "-r", help="experiment recipe YAML "
+                                                                          "(experiments/*.yaml)")],
+               lake: LakeOpt = None,
+               workdir: Annotated[str | None, typer.Option(help="output folder (overrides the recipe's)")] = None,
+               stage: Annotated[str, typer.Option(help="all, data (Spark), models (train + eval), report")] = "all",
+               ) -> None:
+    """The reproduction: rebuild, select arms, train seeds, evaluate, compare, ablations -> results."""
+    from pivot_spark.experiment import load_recipe, run_experiment
+
+    if stage not in ("all", "data", "models", "report"):
+        err.print(f"[red]error:[/] --stage must be all, data, models or report, not {stage!r}")
+        raise typer.Exit(2)
+    _run(lambda: run_experiment(load_recipe(recipe, lake=lake, workdir=workdir), stage=stage))  # type: ignore[arg-type]
+
+
+@app.command()
 def status(config: ConfigOpt = "local", lake: LakeOpt = None,
            runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10) -> None:
     """Every table with its version and row count, and the last runs."""

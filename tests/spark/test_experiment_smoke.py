@@ -1,0 +1,77 @@
+"""The experiment recipe end to end on the smoke fixture: rebuild, three arms, an ablation, tiny models,
+clwtd on a handful of real items, logit lens, behaviours, compare, results; then a re-run that does nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ITEMS = ROOT / "tests" / "evaluate" / "fixtures" / "items-sample.jsonl"
+
+# ~10 minutes on 2 idle cores (a rebuild of the fixture, then ten models, each a worker process that imports torch);
+# 25 on the shared box
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(2700)]
+
+
+def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
+    from pivot_spark.experiment import load_recipe, model_runs, run_experiment
+    from training.evaluate.corpus import coverage, lake_texts
+    from training.evaluate.dataset import read_items
+
+    lake = tmp_path / "lake"
+    work = tmp_path / "work"
+    recipe = {
+        "name": "smoke", "workdir": str(work),
+        "spark": {"config": "smoke", "lake": str(lake)},
+        "selection": {"name": "exp", "token_budget": 30000},
+        "train": {"preset": "tiny", "seeds": [1, 2, 3], "max_steps": 4, "seq_len": 64, "batch_size": 4,
+                  "warmup": 1, "extra": ["--eval-batches", "1"]},
+        "eval": {"dataset": str(ITEMS), "corpus_items": str(tmp_path / "corpus-items.txt"), "max_items": 4,
+                 "lens_items": 4, "pair_windows": [10, 30], "behaviour_window": 30},
+        "ablations": [{"name": "k100", "overrides": ["pivots.top_k=100"], "seeds": [1]}],
+        "n_boot": 50,
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    r = load_recipe(path)
+
+    run_experiment(r, stage="data")
+    # the corpus-occurring subset, computed the way build-dataset --corpus-lake computes it
+    _, present = coverage(read_items(ITEMS)[:4], lake_texts(str(lake)))
+    (tmp_path / "corpus-items.txt").write_text("".join(f"{i}\n" for i in present))
+    res = run_experiment(r, stage="all")
+
+    runs = model_runs(r)
+    assert len(runs) == 10 and set(res["models"]) == {m.name for m in runs}
+    for name, m in res["models"].items():
+        assert m["train"]["step"] == 4, name
+        dirs = m["clwtd"]["directions"]
+        assert len(dirs) == 12 and all(v["n"] == 4 for v in dirs.values())
+        assert -1.0 <= m["clwtd"]["mean"] <= 1.0
+        assert "label_counts" in m["behaviours"]
+    sels = res["facts"]["selections"]
+    arms = sels["main"]["arms"]
+    assert set(arms) == {"pivot", "random", "langmatch"}
+    assert arms["pivot"]["mean_pivot_proportion"] > arms["random"]["mean_pivot_proportion"]
+    assert sels["k100"]["pivot_set"] == "exp-k100-ps" and set(sels["k100"]["arms"]) == {"pivot"}
+    cmp = res["comparisons"]["all"]
+    assert set(cmp) == {"pivot-vs-random", "pivot-vs-langmatch", "ablations"}
+    diff = cmp["pivot-vs-random"]["differences"]["pivot-random"]["mean"]
+    assert diff["ci95_items_seeds"][0] <= diff["diff"] <= diff["ci95_items_seeds"][1]
+    if present:
+        assert "subset" in res["comparisons"]
+    out = work / "results"
+    assert json.loads((out / "results.json").read_text())["models"]
+    assert "pivot-random" in (out / "results.md").read_text()
+    assert (out / "clwtd-runs.png").stat().st_size > 0
+
+    # a second run trains and evaluates nothing: every model and evaluation is found on disk
+    stamp = {p: p.stat().st_mtime_ns for p in work.glob("evals/*/clwtd/clwtd.json")}
+    again = run_experiment(r, stage="all")
+    steps = [s["step"] for s in again["steps"]]
+    assert not [s for s in steps if " train" in s or " clwtd" in s or "logit-lens" in s or "behaviours" in s]
+    assert stamp == {p: p.stat().st_mtime_ns for p in work.glob("evals/*/clwtd/clwtd.json")}
