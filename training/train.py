@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -333,6 +334,8 @@ def save_final(lm: Any, ts: TrainSet, path: Path, summary: dict[str, Any]) -> No
 
     lm.save_pretrained(path)
     hf_tokenizer_for(ts.tokenizer_model).save_pretrained(path)
+    # The SentencePiece model itself too: its content hash ties the model to the lake's tokenizer (logit lens).
+    shutil.copyfile(ts.tokenizer_model, path / "tokenizer.model")
     (path / "pivot_train.json").write_text(json.dumps(summary, indent=2, default=str))
 
 

@@ -66,6 +66,8 @@ def test_final_model_loads_offline_and_generates(trained: Path, sp_model: Path):
     assert isinstance(new, str) and new.strip()
     info = json.loads((final / "pivot_train.json").read_text())
     assert info["step"] == 60 and info["data"]["selection"] == "demo"
+    # The SentencePiece file travels with the model, byte for byte (the evaluator matches it to the lake's).
+    assert (final / "tokenizer.model").read_bytes() == sp_model.read_bytes()
 
 
 def test_resume_gives_identical_losses(lake: str, tmp_path: Path):
