@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from pivot_spark import models
 from pivot_spark.config import PivotConfig
-from pivot_spark.lake import Lake
+from pivot_spark.lake import FileEntry, Lake
+from pivot_spark.lake.spark import FILE_META, file_prefix_of, make_file_writer
 from pivot_spark.pipeline.runner import RunContext, run_job
 from pivot_spark.schemas import DOC_LANG, DOC_TOKENS
 
@@ -135,6 +136,9 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         n_parts = cfg.annotate.partitions or ctx.spark.sparkContext.defaultParallelism * 4
         todo = todo.repartition(n_parts, "doc_id")
 
+        if ctx.backend == "bridge":
+            return _annotate_bridge(ctx, todo, lid_name, sp_name, tok_hash, lid_id)
+
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             lid, sp = _shipped(lid_name), _shipped(sp_name)
             for b in batches:
@@ -157,6 +161,62 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     return run_job(cfg, "annotate", body, input_tables=("documents", "doc_tokens"),
                    output_tables=("doc_lang", "doc_tokens"),
                    identity={"tokenizer": tok_hash, "lid": lid_id}, quiet=quiet)
+
+
+TASK_OUT = pa.schema([pa.field("table", pa.string()), *FILE_META, pa.field("counts", pa.string())])
+
+
+def _annotate_bridge(ctx: RunContext, todo: Any, lid_name: str, sp_name: str, tok_hash: str, lid_id: str
+                     ) -> dict[str, Any]:
+    """Bridge backend: each task annotates its documents and writes both tables' files itself, returning only
+    file metadata and its counts (one pass, nothing cached or converted back through the JVM)."""
+    from collections import Counter
+
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from pivot_spark.steps.annotate import annotate_batch
+
+    lid_cfg = ctx.cfg.langid
+    prefix = file_prefix_of(ctx.app_id("doc_tokens"))
+    writers = {t: make_file_writer(ctx.lake.table_uri(t), t, prefix, ctx.lake.storage_options)
+               for t in ("doc_lang", "doc_tokens")}
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        lid, sp = _shipped(lid_name), _shipped(sp_name)
+        out: dict[str, list[pa.RecordBatch]] = {"doc_lang": [], "doc_tokens": []}
+        counts: Counter[str] = Counter()
+        for b in batches:
+            if b.num_rows:
+                lang, tokens, c = annotate_batch(b, lid_path=lid, sp_path=sp, tok_hash=tok_hash, cfg=lid_cfg)
+                out["doc_lang"].append(lang)
+                out["doc_tokens"].append(tokens)
+                counts.update(c)
+        for table, parts in out.items():
+            for meta in writers[table](iter(parts)):
+                n = meta.num_rows
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([table] * n), *meta.columns, pa.nulls(n, pa.string())], schema=TASK_OUT)
+        yield pa.RecordBatch.from_pylist([{"table": None, "counts": json.dumps(counts)}], schema=TASK_OUT)
+
+    rows = todo.mapInArrow(run, from_arrow_schema(TASK_OUT)).collect()  # file metadata and counts only
+    counts: Counter[str] = Counter()
+    files: dict[str, list[FileEntry]] = {"doc_lang": [], "doc_tokens": []}
+    for r in rows:
+        if r["table"] is None:
+            counts.update(json.loads(r["counts"]))
+        else:
+            files[r["table"]].append(FileEntry(r["path"], r["size"], json.loads(r["partition_values"]),
+                                               r["num_records"], r["stats"]))
+    n_docs = sum(f.num_records for f in files["doc_tokens"])
+    if n_docs:
+        for table, entries in files.items():
+            ctx.stage_files(table, entries)
+    by_lang = {k.removeprefix("docs.lang."): v for k, v in counts.items() if k.startswith("docs.lang.")}
+    return {"documents": n_docs, "tokens": int(counts.get("tokens", 0)),
+            "docs_by_lang": dict(sorted(by_lang.items(), key=lambda kv: -kv[1])),
+            "documents_without_tokens": int(counts.get("docs_empty", 0) + counts.get("docs_no_letters", 0)),
+            "skipped": {k.removeprefix("skipped."): v for k, v in counts.items() if k.startswith("skipped.")},
+            "tokenizer": tok_hash, "lid_model": lid_id}
 
 
 def _combine(lang: pa.RecordBatch, tokens: pa.RecordBatch, _counts: dict[str, Any]) -> pa.RecordBatch:

@@ -116,6 +116,13 @@ class RunContext:
         self._staged.append(_Staged(table, mode, partition_filters, files=files, df=None))
         return sum(f.num_records for f in files)
 
+    def stage_files(self, table: str, files: list[FileEntry], *, mode: WriteMode = "append",
+                    partition_filters: PartitionFilter | None = None) -> None:
+        """Stage files that this job's tasks wrote into ``table``'s folder (bridge backend)."""
+        if self.lake.committed(table, self.app_id(table)):
+            files = []
+        self._staged.append(_Staged(table, mode, partition_filters, files=files, df=None))
+
     def commit_staged(self) -> None:
         from pivot_spark.lake.spark import write_native
 
