@@ -79,8 +79,7 @@ class TokenizerConfig(_Section):
 
 
 class AnnotateConfig(_Section):
-    batch_size: int = 256
-    partitions: int | None = None
+    partitions: int | None = Field(None, description="tasks for annotate; default 4 per core")
 
 
 class CooccurConfig(_Section):
