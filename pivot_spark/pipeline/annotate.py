@@ -26,7 +26,7 @@ from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import FileEntry, Lake
 from pivot_spark.lake.spark import FILE_META, file_prefix_of, make_file_writer
-from pivot_spark.pipeline.runner import RunContext, run_job
+from pivot_spark.pipeline.runner import RunContext, ok_runs, run_job
 from pivot_spark.schemas import DOC_LANG, DOC_TOKENS
 
 TOKENIZER_JOB = "train-tokenizer"
@@ -44,12 +44,10 @@ def current_tokenizer(lake: Lake, cfg: PivotConfig) -> str | None:
     """Hash of the tokenizer the lake works with: ``tokenizer.model_path`` if set, else the newest trained one."""
     if cfg.tokenizer.model_path:
         return models.store_tokenizer(lake.uri, cfg.tokenizer.model_path)
-    if not lake.exists("runs"):
+    runs = ok_runs(lake, TOKENIZER_JOB)
+    if not runs:
         return None
-    runs = lake.read_arrow("runs", filter=(pc.field("job") == TOKENIZER_JOB) & (pc.field("status") == "ok"))
-    if runs.num_rows == 0:
-        return None
-    newest = runs.sort_by([("finished", "descending")]).to_pylist()[0]
+    newest = runs[-1]
     return json.loads(newest["counts"])["tokenizer"]
 
 

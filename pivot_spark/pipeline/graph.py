@@ -25,7 +25,7 @@ from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.annotate import _ship, _shipped, current_tokenizer
-from pivot_spark.pipeline.runner import RunContext, run_job
+from pivot_spark.pipeline.runner import RunContext, ok_runs, run_job
 from pivot_spark.schemas import COOCCURRENCE, DOC_PIVOT, PAIR_COOCCURRENCE, TOKEN_STATS
 
 # cooccur's task output: pair rows and token rows in one pass over the data (kind tells them apart).
@@ -67,17 +67,10 @@ def content_and_stops(sp_path: str, stop_list: str | None) -> tuple[np.ndarray, 
     return _KEEP[key]
 
 
-def _runs_of(lake: Lake, job: str) -> list[dict[str, Any]]:
-    if not lake.exists("runs"):
-        return []
-    t = lake.read_arrow("runs", filter=(pc.field("job") == job) & (pc.field("status") == "ok"))
-    return sorted(t.to_pylist(), key=lambda r: r["finished"])
-
-
 def counted_snapshots(lake: Lake, tok: str) -> set[tuple[str, int]]:
     """(snapshot, window) pairs already counted with tokenizer ``tok`` (from the runs of cooccur)."""
     done: set[tuple[str, int]] = set()
-    for r in _runs_of(lake, "cooccur"):
+    for r in ok_runs(lake, "cooccur"):
         c = json.loads(r["counts"])
         if c.get("tokenizer") == tok:
             done |= {(s, int(w)) for s, ws in c.get("counted", {}).items() for w in ws}
@@ -264,7 +257,7 @@ def _word_variants(sp: Any, word: str, lang: str) -> list[tuple[str, list[int]]]
 
 
 def current_pivot_set(lake: Lake) -> str | None:
-    runs = _runs_of(lake, "pivots")
+    runs = ok_runs(lake, "pivots")
     return json.loads(runs[-1]["counts"])["pivot_set"] if runs else None
 
 
@@ -315,12 +308,17 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                    identity={"pivot_set": label}, quiet=quiet)
 
 
+def _need_pivot_set(lake: Lake, cfg: PivotConfig, then: str) -> str:
+    label = cfg.score.pivot_set or current_pivot_set(lake)
+    if label is None:
+        raise FileNotFoundError(f"no pivot set in this lake: run `pivot-spark pivots` {then}")
+    return label
+
+
 def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     tok = _need_tokenizer(lake, cfg)
-    label = cfg.score.pivot_set or current_pivot_set(lake)
-    if label is None:
-        raise FileNotFoundError("no pivot set in this lake: run `pivot-spark pivots` first")
+    label = _need_pivot_set(lake, cfg, "first")
 
     def body(ctx: RunContext) -> dict[str, Any]:
         from pyspark.sql import functions as F
@@ -355,9 +353,7 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 def select(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     tok = _need_tokenizer(lake, cfg)
-    label = cfg.score.pivot_set or current_pivot_set(lake)
-    if label is None:
-        raise FileNotFoundError("no pivot set in this lake: run `pivot-spark pivots` and `score` first")
+    label = _need_pivot_set(lake, cfg, "and `score` first")
     sc = cfg.select
 
     def body(ctx: RunContext) -> dict[str, Any]:

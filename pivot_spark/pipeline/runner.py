@@ -193,6 +193,16 @@ def previous_run(lake: Lake, run_id: str) -> dict[str, Any] | None:
     return t.to_pylist()[0] if t.num_rows else None
 
 
+def ok_runs(lake: Lake, job: str) -> list[dict[str, Any]]:
+    """The successful runs of ``job``, oldest first (how later jobs find the newest tokenizer or pivot set)."""
+    if not lake.exists("runs"):
+        return []
+    import pyarrow.compute as pc
+
+    t = lake.read_arrow("runs", filter=(pc.field("job") == job) & (pc.field("status") == "ok"))
+    return sorted(t.to_pylist(), key=lambda r: r["finished"])
+
+
 def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
             input_tables: Sequence[str] = (), output_tables: Sequence[str] = (), identity: Any = None,
             quiet: bool = False) -> dict[str, Any]:
