@@ -160,8 +160,9 @@ def bench_config(lake: Path, master: str, *overrides: str, ui: bool = False) -> 
 
 
 def fresh_session(cfg: PivotConfig) -> tuple[SparkSession, float]:
-    """Stop any running session and start the one ``cfg`` asks for (its master); warm the JVM with a trivial
-    job, so the timings after it hold job work, not start-up. Returns the session and its start-up seconds."""
+    """Stop any running session and start the one ``cfg`` asks for (its master); warm the JVM and start the
+    Python worker daemon (one trivial task per core), so the timings after it hold job work, not start-up.
+    Returns the session and its start-up seconds."""
     from pyspark.sql import SparkSession
 
     from pivot_spark.session import build_session
@@ -172,6 +173,8 @@ def fresh_session(cfg: PivotConfig) -> tuple[SparkSession, float]:
     t0 = time.perf_counter()
     spark = build_session(cfg)
     spark.range(10_000).selectExpr("sum(id)").collect()
+    cores = spark.sparkContext.defaultParallelism
+    spark.sparkContext.parallelize(range(cores), cores).map(lambda x: x).collect()
     return spark, time.perf_counter() - t0
 
 

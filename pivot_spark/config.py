@@ -87,7 +87,12 @@ class CooccurConfig(_Section):
     min_count: int = 2
     stop_list: str | None = Field(None, description="file of pieces (one a line) never counted as content")
     max_doc_tokens: int | None = Field(None, description="truncate longer documents for counting")
-    partitions: int | None = None
+    partitions: int | None = Field(None, description="counting tasks; default 4 per core")
+    direct_read: bool = Field(
+        True, description="bridge backend: tasks read doc_tokens row groups themselves and shuffle Arrow blobs; "
+        "False runs the DataFrame plan the native backend uses")
+    reduce_partitions: int | None = Field(
+        None, description="summing tasks after the shuffle; default one per 8 MB of doc_tokens, at least one per core")
 
 
 class PivotsConfig(_Section):

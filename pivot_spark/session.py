@@ -66,6 +66,7 @@ def build_session(cfg: PivotConfig) -> SparkSession:
         conf["spark.ui.enabled"] = "false"
         conf["spark.pyspark.python"] = sys.executable
         conf["spark.pyspark.driver.python"] = sys.executable
+        conf["spark.python.daemon.module"] = "pivot_spark.daemon"  # heavy imports once, before the fork
         if cfg.spark.fast_jvm_start:
             conf["spark.driver.extraJavaOptions"] = FAST_JVM_FLAGS
             conf["spark.executor.extraJavaOptions"] = FAST_JVM_FLAGS

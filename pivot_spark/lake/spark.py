@@ -110,6 +110,87 @@ def _maybe_inject_failure(table: str) -> None:
         raise RuntimeError(f"injected failure while writing {table} (pivot.inject_failure)")
 
 
+def filesystem(table_uri: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
+    """The Arrow filesystem and root path of a table URI (object-store credentials from ``storage_options``)."""
+    fs, root = pafs.FileSystem.from_uri(table_uri)
+    if storage_options and isinstance(fs, pafs.S3FileSystem):
+        fs = pafs.S3FileSystem(access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
+                               secret_key=storage_options.get("AWS_SECRET_ACCESS_KEY"),
+                               region=storage_options.get("AWS_REGION"),
+                               endpoint_override=storage_options.get("AWS_ENDPOINT_URL"))
+    return fs, root
+
+
+# One piece of a task's input for a direct read: a file of the pinned version, some of its row groups, and
+# the partition values its folder stands for.
+ReadPiece = tuple[str, list[int], dict[str, str | None]]
+
+
+def plan_read_units(lake: Lake, table: str, version: int | None, n_units: int,
+                    partition_filters: PartitionFilter | None = None) -> list[list[ReadPiece]]:
+    """Split the active files of ``table`` at ``version`` into at most ``n_units`` task inputs of similar size.
+
+    Row groups are the unit of work (their compressed sizes come from the Parquet footers); they are dealt to
+    units largest first, each to the unit with the fewest bytes so far, then grouped per file. Only for bridge
+    tables, which are plain Parquet files with no deletion vectors: each unit is read with
+    :func:`read_unit_batches` inside a Spark task, without a pass through the JVM.
+    """
+    dt = lake.delta(table, version)
+    if dt is None:
+        return []
+    adds = pa.table(dt.get_add_actions(flatten=True))
+    pcols = [c for c in adds.column_names if c.startswith("partition.")]
+    rows = adds.select(["path", *pcols]).to_pylist()
+    keep: list[tuple[str, dict[str, str | None]]] = []
+    for r in rows:
+        pv = {c.removeprefix("partition."): (None if r[c] is None else str(r[c])) for c in pcols}
+        if all(_partition_match(pv.get(col), op, val) for col, op, val in partition_filters or []):
+            keep.append((r["path"], pv))
+    fs, root = filesystem(lake.table_uri(table), lake.storage_options)
+    groups: list[tuple[int, str, int]] = []  # (bytes, path, row group)
+    for path, _pv in keep:
+        with fs.open_input_file(f"{root}/{path}") as f:
+            md = pq.ParquetFile(f).metadata
+        groups += [(md.row_group(i).total_byte_size, path, i) for i in range(md.num_row_groups)]
+    n = max(1, min(n_units, len(groups)))
+    load = [0] * n
+    units: list[dict[str, list[int]]] = [{} for _ in range(n)]
+    for size, path, rg in sorted(groups, key=lambda g: (-g[0], g[1], g[2])):
+        i = min(range(n), key=lambda k: (load[k], k))
+        load[i] += size
+        units[i].setdefault(path, []).append(rg)
+    pvs = dict(keep)
+    return [[(path, sorted(rgs), pvs[path]) for path, rgs in sorted(u.items())] for u in units if u]
+
+
+def _partition_match(value: str | None, op: str, target: Any) -> bool:
+    if op == "=":
+        return value == str(target)
+    if op == "in":
+        return value in {str(t) for t in target}
+    raise ValueError(f"partition filter op {op!r}")
+
+
+def read_unit_batches(table_uri: str, table: str, unit: list[ReadPiece], columns: list[str],
+                      storage_options: dict[str, str] | None = None, batch_size: int = 8192
+                      ) -> Iterator[pa.RecordBatch]:
+    """The rows of one read unit as Arrow batches with ``columns`` (partition columns filled in from the
+    folder's values, typed by the table schema), straight from the Parquet files (runs inside a task)."""
+    schema, partition_by = TABLES[table]
+    fs, root = filesystem(table_uri, storage_options)
+    file_cols = [c for c in columns if c not in partition_by]
+    for path, row_groups, pv in unit:
+        with fs.open_input_file(f"{root}/{path}") as f:
+            for b in pq.ParquetFile(f).iter_batches(batch_size=batch_size, row_groups=row_groups,
+                                                     columns=file_cols):
+                arrays = {c: b.column(c) for c in file_cols}
+                for c in columns:
+                    if c in partition_by:
+                        arrays[c] = pa.array([pv.get(c)] * b.num_rows, schema.field(c).type)
+                yield pa.RecordBatch.from_arrays([arrays[c] for c in columns],
+                                                 schema=pa.schema([schema.field(c) for c in columns]))
+
+
 def make_file_writer(table_uri: str, table: str, file_prefix: str,
                      storage_options: dict[str, str] | None = None):
     """The function each Spark task runs (``mapInArrow``): write this partition's rows, return file metadata."""
@@ -119,12 +200,7 @@ def make_file_writer(table_uri: str, table: str, file_prefix: str,
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         _maybe_inject_failure(table)
-        fs, root = pafs.FileSystem.from_uri(table_uri)
-        if storage_options and isinstance(fs, pafs.S3FileSystem):
-            fs = pafs.S3FileSystem(access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
-                                   secret_key=storage_options.get("AWS_SECRET_ACCESS_KEY"),
-                                   region=storage_options.get("AWS_REGION"),
-                                   endpoint_override=storage_options.get("AWS_ENDPOINT_URL"))
+        fs, root = filesystem(table_uri, storage_options)
         task = uuid.uuid4().hex[:12]
         pending: dict[tuple[str, ...], list[pa.Table]] = {}
         out: list[dict[str, Any]] = []

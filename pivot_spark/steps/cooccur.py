@@ -146,6 +146,20 @@ class TokenBatch:
             tuple(names),
         )
 
+    def with_lang_names(self, lang_names: Sequence[str]) -> TokenBatch:
+        """The same documents with language codes indexing ``lang_names`` (a table shared by many batches);
+        raises ValueError naming the languages the table lacks."""
+        names = tuple(lang_names)
+        if names == self.lang_names:
+            return self
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.lang_names if n not in index]
+        if missing:
+            raise ValueError(f"languages {missing} are not in the language table {list(names)}")
+        remap = np.array([index[n] for n in self.lang_names], dtype=np.int16)
+        langs = remap[self.langs] if len(remap) else self.langs
+        return TokenBatch(self.tokens, langs, self.offsets, names)
+
     def truncate(self, max_doc_tokens: int | None) -> TokenBatch:
         """Keep the first ``max_doc_tokens`` tokens of each document (bounds the work on huge documents)."""
         if max_doc_tokens is None or self.n_docs == 0 or self.lengths.max(initial=0) <= max_doc_tokens:
@@ -226,13 +240,26 @@ def count_pairs(
     """Co-occurrence counts of a batch of documents (see the module docstring), schema :data:`PAIR_COUNTS`,
     sorted by ``(token_a, lang_a, token_b, lang_b)`` codes. ``content`` is the boolean content mask over the
     vocabulary; its length is the vocabulary size."""
-    if window < 2:
-        raise ValueError(f"window must be at least 2 tokens, got {window}")
     batch = as_token_batch(docs, lang_names).truncate(max_doc_tokens)
     keep = keep_mask(content, stop_ids)
+    keys, count, doc_count = pair_key_counts(batch, window=window, keep=keep, pair_budget=pair_budget)
+    token_a, token_b, lang_a, lang_b = decode_pair_keys(keys, len(keep), batch.lang_names)
+    return pa.table([token_a, token_b, lang_a, lang_b, pa.array(count), pa.array(doc_count)], schema=PAIR_COUNTS)
+
+
+def pair_key_counts(
+    batch: TokenBatch, *, window: int, keep: np.ndarray, pair_budget: int = DEFAULT_PAIR_BUDGET
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The packed form of :func:`count_pairs` (no truncation, no stop list: ``keep`` is the final mask):
+    ascending int64 pair keys ``(token_a * L + lang_a) * V * L + token_b * L + lang_b`` (``V`` = ``len(keep)``,
+    ``L`` = ``len(batch.lang_names)``, language codes are indexes into ``batch.lang_names``), with ``count`` and
+    ``doc_count``. Batches remapped to one language table (:meth:`TokenBatch.with_lang_names`) give keys that
+    can be summed across batches and tasks as plain integers."""
+    if window < 2:
+        raise ValueError(f"window must be at least 2 tokens, got {window}")
     vocab, n_langs = len(keep), max(len(batch.lang_names), 1)
     _check_ids(batch, vocab)
-    key_space = vocab * vocab * n_langs * n_langs
+    key_space = pair_key_space(vocab, n_langs)
     doc_bits = 63 - max(key_space - 1, 1).bit_length()
     if doc_bits < 1:
         raise ValueError(f"vocabulary {vocab} x {n_langs} languages does not fit a 63-bit pair key")
@@ -241,22 +268,25 @@ def count_pairs(
         _pair_aggregate(chunk, window, keep, vocab, n_langs, doc_bits)
         for chunk in batch.chunks(max_tokens, 1 << doc_bits)
     ]
-    keys, count, doc_count = _merge(parts)
-    node_a, node_b = np.divmod(keys, vocab * n_langs)
+    return _merge(parts)
+
+
+def pair_key_space(vocab: int, n_langs: int) -> int:
+    """Number of distinct pair keys of :func:`pair_key_counts` (keys are below it)."""
+    return vocab * vocab * max(n_langs, 1) ** 2
+
+
+def decode_pair_keys(
+    keys: np.ndarray, vocab: int, lang_names: Sequence[str]
+) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """``token_a``, ``token_b`` (int32) and ``lang_a``, ``lang_b`` (string) of packed pair keys."""
+    names = tuple(lang_names) or (UNDETERMINED,)
+    n_langs = len(names)
+    node_a, node_b = np.divmod(np.asarray(keys, dtype=np.int64), vocab * n_langs)
     token_a, lang_a = np.divmod(node_a, n_langs)
     token_b, lang_b = np.divmod(node_b, n_langs)
-    names = batch.lang_names or (UNDETERMINED,)
-    return pa.table(
-        [
-            pa.array(token_a.astype(np.int32)),
-            pa.array(token_b.astype(np.int32)),
-            _decode_langs(lang_a, names),
-            _decode_langs(lang_b, names),
-            pa.array(count),
-            pa.array(doc_count),
-        ],
-        schema=PAIR_COUNTS,
-    )
+    return (pa.array(token_a.astype(np.int32)), pa.array(token_b.astype(np.int32)),
+            _decode_langs(lang_a, names), _decode_langs(lang_b, names))
 
 
 def token_stats(
@@ -271,22 +301,26 @@ def token_stats(
     (content tokens, not stop-listed, after truncation). Schema :data:`TOKEN_COUNTS`; additive like the pairs."""
     batch = as_token_batch(docs, lang_names).truncate(max_doc_tokens)
     keep = keep_mask(content, stop_ids)
+    keys, count, doc_count = token_key_counts(batch, keep=keep)
+    token, lang = decode_token_keys(keys, batch.lang_names)
+    return pa.table([token, lang, pa.array(count), pa.array(doc_count)], schema=TOKEN_COUNTS)
+
+
+def token_key_counts(batch: TokenBatch, *, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The packed form of :func:`token_stats`: ascending keys ``token * L + lang`` with ``count`` and
+    ``doc_count`` (see :func:`pair_key_counts` for ``L`` and the language codes)."""
     vocab, n_langs = len(keep), max(len(batch.lang_names), 1)
     _check_ids(batch, vocab)
     doc_bits = 63 - max(vocab * n_langs - 1, 1).bit_length()
     pos = np.flatnonzero(keep[batch.tokens])
     keys = batch.tokens[pos].astype(np.int64) * n_langs + batch.langs[pos]
-    keys, count, doc_count = _aggregate(keys, batch.doc_index()[pos], doc_bits)
-    token, lang = np.divmod(keys, n_langs)
-    return pa.table(
-        [
-            pa.array(token.astype(np.int32)),
-            _decode_langs(lang, batch.lang_names or (UNDETERMINED,)),
-            pa.array(count),
-            pa.array(doc_count),
-        ],
-        schema=TOKEN_COUNTS,
-    )
+    return _aggregate(keys, batch.doc_index()[pos], doc_bits)
+
+
+def decode_token_keys(keys: np.ndarray, lang_names: Sequence[str]) -> tuple[pa.Array, pa.Array]:
+    names = tuple(lang_names) or (UNDETERMINED,)
+    token, lang = np.divmod(np.asarray(keys, dtype=np.int64), len(names))
+    return pa.array(token.astype(np.int32)), _decode_langs(lang, names)
 
 
 def sum_counts(tables: Sequence[pa.Table], keys: Sequence[str]) -> pa.Table:

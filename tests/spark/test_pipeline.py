@@ -170,3 +170,35 @@ def test_interrupted_rebuild_finishes_like_a_clean_one(spark, smoke_lake, tmp_pa
         sa = a.sort_values(cols).reset_index(drop=True)[cols]
         sb = b.sort_values(cols).reset_index(drop=True)[cols]
         assert sa.equals(sb), table
+
+
+def test_cooccur_plans_agree(smoke_lake, tmp_path):
+    """The direct plan (tasks read row groups, Arrow blobs shuffled by key) and the DataFrame plan that the
+    native backend runs (``cooccur.direct_read=false``) write the same cooccurrence and token_stats rows."""
+    import shutil
+
+    out = {}
+    for direct in (True, False):
+        lake_dir = tmp_path / f"lake-{direct}"
+        shutil.copytree(smoke_lake, lake_dir, ignore=shutil.ignore_patterns("cooccurrence", "token_stats",
+                                                                            "pivots", "doc_pivot", "train_set"))
+        lake = Lake(str(lake_dir))
+        runs = lake.read_arrow("runs").to_pandas()
+        # a lake where cooccur has not run: drop its runs rows by rewriting the table
+        kept = runs[runs.job.isin(["ingest", "train-tokenizer", "annotate"])]
+        import pyarrow as pa
+
+        lake.write_arrow("runs", pa.Table.from_pandas(kept, preserve_index=False).cast(lake.read_arrow("runs").schema),
+                         mode="overwrite", app_id=f"test-{direct}")
+        res = graph.cooccur(_cfg(lake.uri, f"cooccur.direct_read={str(direct).lower()}",
+                                 "cooccur.reduce_partitions=3", "cooccur.windows=[4,10]"), quiet=True)
+        assert res["status"] == "ok"
+        out[direct] = {t: lake.read_arrow(t).to_pandas().sort_values(
+            [c for c in lake.read_arrow(t).column_names]).reset_index(drop=True) for t in ("cooccurrence", "token_stats")}
+        out[direct]["counts"] = {k: res["counts"][k] for k in ("pair_occurrences", "distinct_pairs", "kept_pairs",
+                                                               "token_rows", "cooccurrence_rows")}
+    for t in ("cooccurrence", "token_stats"):
+        assert len(out[True][t]) > 0
+        assert out[True][t].equals(out[False][t]), t
+    assert out[True]["counts"] == out[False]["counts"]
+    assert set(out[True]["cooccurrence"].window) == {4, 10}
