@@ -104,6 +104,9 @@ class PivotsConfig(_Section):
     min_langs: int = 2
     min_token_count: int = 5
     max_doc_freq: float = Field(0.5, description="tokens in more than this share of documents are not pivots")
+    max_lang_doc_freq: float = Field(
+        0.2, description="function words: tokens in more than this share of one language's documents are dropped")
+    min_lang_docs: int = Field(200, description="languages with fewer documents do not vote on function words")
     min_piece_chars: int = 2
     top_k: int = 2000
     pivot_set: str | None = Field(None, description="label; default derived from the inputs and parameters")

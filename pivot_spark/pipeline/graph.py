@@ -523,7 +523,7 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     tok = _need_tokenizer(lake, cfg)
     pc_ = cfg.pivots
-    pins = {t: lake.version(t) for t in ("cooccurrence", "token_stats", "doc_tokens")}
+    pins = {t: lake.version(t) for t in ("cooccurrence", "token_stats", "doc_tokens", "doc_lang")}
     label = pc_.pivot_set or "ps-" + hashlib.sha256(
         json.dumps({"cfg": pc_.model_dump(mode="json"), "pins": pins, "tok": tok}, sort_keys=True).encode()
     ).hexdigest()[:12]
@@ -543,6 +543,8 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         stats = (ctx.read("token_stats").filter(F.col("tokenizer") == tok).groupBy("token_id", "lang")
                  .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count")))
         n_docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).count()
+        # documents per (main) language: the function-word filter's denominators
+        docs_by_lang = {r["lang"]: int(r["count"]) for r in ctx.read("doc_lang").groupBy("lang").count().collect()}
         # The pruned graph of one window comes to the driver as Arrow (pivot discovery is a global ranking).
         # Sorted, so float sums run in one order whatever the partitioning: a cluster and local mode give
         # bit-identical scores.
@@ -554,7 +556,7 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                              f"cooccur.windows including {pc_.window}")
         pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
         res = build_pivots(cooc_pd, stats_pd, n_docs=n_docs, pieces=pieces, content=content, cfg=pc_,
-                           pivot_set=label, tokenizer=tok, stop_ids=stops)
+                           pivot_set=label, tokenizer=tok, stop_ids=stops, docs_by_lang=docs_by_lang)
         table = pa.Table.from_pandas(res.pivots, preserve_index=False)
         ctx.write_arrow(table, "pivots", mode="overwrite", predicate=f"pivot_set = '{label}'")
         top = res.pivots.head(20)
@@ -562,7 +564,7 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                 "graph_edges": len(cooc_pd), "documents": n_docs, "dropped": res.dropped(),
                 "top20": " ".join(top["piece"].tolist())}
 
-    return run_job(cfg, "pivots", body, input_tables=("cooccurrence", "token_stats", "doc_tokens"),
+    return run_job(cfg, "pivots", body, input_tables=("cooccurrence", "token_stats", "doc_tokens", "doc_lang"),
                    identity={"pivot_set": label}, quiet=quiet)
 
 

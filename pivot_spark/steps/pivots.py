@@ -6,10 +6,14 @@ strongly with many tokens. What "strongly" and "hub" mean is decided here (docs/
 - Nodes are (token, language) pairs, as counted by :func:`pivot_spark.steps.cooccur.count_pairs`; with
   ``cross_lingual_only`` only edges between different languages are used.
 - **Association** corrects raw counts for background frequency so that frequent tokens do not win by volume:
-  ``ppmi`` is positive pointwise mutual information of window pair counts, ``max(0, log(c(a,b) S / (r_a r_b)))``
-  with ``r`` a node's total pair count (row sum of the symmetric count matrix) and ``S`` the sum of all ``r``;
+  ``ppmi`` is positive pointwise mutual information of window pair counts against what independent positions
+  predict, ``max(0, log(c(a,b) / E(a,b)))`` with ``E(a,b) = c_a c_b 2 (W - 1) / T`` (``c`` a node's occurrences
+  in ``token_stats``, ``T`` all counted occurrences: each occurrence of ``a`` has ``2 (W - 1)`` neighbours);
   ``lift`` is document-level log-lift, ``log(d(a,b) N / (df_a df_b))``, with document frequencies from
   ``token_stats`` and ``N`` documents.
+- **Function words** of any language are dropped before ranking: a token found in more than
+  ``max_lang_doc_freq`` of the documents of one language (languages with at least ``min_lang_docs``
+  documents) is that language's ``▁the``/``▁de``/``的``, whatever its share of the whole corpus.
 - An edge is **strong** when ``count >= min_pair_count`` and association ``>= min_assoc`` and both tokens pass
   the token filters (no content, too short, no letters, too rare, too frequent).
 - **Hub score** of a token = strength x log(1 + effective languages): strength is the sum of association over
@@ -65,9 +69,13 @@ def token_filter(
     content: np.ndarray,
     cfg: PivotsConfig,
     stop_ids: Iterable[int] | None = None,
+    docs_by_lang: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """Per token of ``token_stats`` (summed over languages): ``token_id, piece, count, doc_count, doc_freq,
-    reason`` where ``reason`` names the first filter that drops it (None: kept).
+    lang_doc_freq, reason`` where ``reason`` names the first filter that drops it (None: kept).
+    ``lang_doc_freq`` is the largest share of one language's documents (``docs_by_lang``: documents per
+    language, languages with at least ``cfg.min_lang_docs``) that hold the token in that language; without
+    ``docs_by_lang`` it is 0 and the ``function_word`` filter is off.
 
     ``doc_count`` summed over languages counts a document once per language the token appears in there, so
     ``doc_freq`` is an upper bound; it only feeds the function-word filter, where erring high is harmless."""
@@ -80,6 +88,8 @@ def token_filter(
     stops = set(int(t) for t in stop_ids or ())
     per_token["piece"] = [str(pieces[int(t)]) for t in ids]
     per_token["doc_freq"] = np.minimum(per_token["doc_count"].to_numpy() / n_docs, 1.0)
+    per_token["lang_doc_freq"] = _lang_doc_freq(stats, docs_by_lang or {}, cfg.min_lang_docs).reindex(
+        per_token["token_id"]).fillna(0.0).to_numpy()
     checks = [
         ("not_content", np.array([not content[t] or int(t) in stops for t in ids], dtype=bool)),
         ("no_letters", np.array([not has_letters(p) for p in per_token["piece"]], dtype=bool)),
@@ -89,12 +99,26 @@ def token_filter(
         ),
         ("rare", per_token["count"].to_numpy() < cfg.min_token_count),
         ("too_frequent", per_token["doc_freq"].to_numpy() > cfg.max_doc_freq),
+        ("function_word", per_token["lang_doc_freq"].to_numpy() > cfg.max_lang_doc_freq),
     ]
     reason = np.full(len(per_token), None, dtype=object)
     for name, hit in reversed(checks):  # the first failing check wins
         reason[hit] = name
     per_token["reason"] = reason
     return per_token
+
+
+def _lang_doc_freq(stats: pd.DataFrame, docs_by_lang: Mapping[str, int], min_docs: int) -> pd.Series:
+    """Per token: the largest ``doc_count(token, lang) / docs_by_lang[lang]`` over languages with enough
+    documents (a span language's count over the documents whose main language it is: an approximation that
+    code-switched documents push slightly up)."""
+    big = {lang: n for lang, n in docs_by_lang.items() if n >= max(min_docs, 1)}
+    per = stats.groupby(["token_id", "lang"], as_index=False)["doc_count"].sum()
+    per = per[per["lang"].isin(list(big))]
+    if per.empty:
+        return pd.Series(dtype=float)
+    share = np.minimum(per["doc_count"].to_numpy() / per["lang"].map(big).to_numpy(dtype=float), 1.0)
+    return pd.Series(share, index=per["token_id"].to_numpy()).groupby(level=0).max()
 
 
 def associations(
@@ -104,35 +128,31 @@ def associations(
     n_docs: int,
     association: str,
     cross_lingual_only: bool,
+    window: int | None = None,
 ) -> pd.DataFrame:
-    """``cooc`` rows (one window) with an ``assoc`` column: PPMI or log-lift (module docstring). With
-    ``cross_lingual_only`` the rows with ``lang_a == lang_b`` are left out first, and PPMI's marginals are
-    those of the cross-lingual graph."""
+    """``cooc`` rows (one window ``window``) with an ``assoc`` column: PPMI or log-lift (module docstring).
+    With ``cross_lingual_only`` the rows with ``lang_a == lang_b`` are left out. Both measures take their
+    marginals from ``token_stats`` (all occurrences), not from the ``min_count``-pruned pair table: row sums of
+    a pruned table shrink most for rare tokens, which would inflate every frequent token's PPMI with them."""
     edges = cooc[cooc["lang_a"] != cooc["lang_b"]] if cross_lingual_only else cooc
     edges = edges[["token_a", "token_b", "lang_a", "lang_b", "count", "doc_count"]].reset_index(drop=True)
     if edges.empty:
         return edges.assign(assoc=pd.Series(dtype=float))
     if association == "ppmi":
-        ends = pd.concat(
-            [
-                edges[["token_a", "lang_a", "count"]].set_axis(["token_id", "lang", "count"], axis=1),
-                edges[["token_b", "lang_b", "count"]].set_axis(["token_id", "lang", "count"], axis=1),
-            ]
-        )
-        row_sum = ends.groupby(["token_id", "lang"])["count"].sum()
-        total = float(row_sum.sum())
-        r_a = _lookup(row_sum, edges["token_a"], edges["lang_a"])
-        r_b = _lookup(row_sum, edges["token_b"], edges["lang_b"])
-        assoc = np.maximum(np.log(edges["count"].to_numpy() * total / (r_a * r_b)), 0.0)
+        if window is None or window < 2:
+            raise ValueError("ppmi needs the window the counts were made with (>= 2)")
+        freq = stats.groupby(["token_id", "lang"])["count"].sum()
+        total = float(freq.sum())
+        c_a = _lookup(freq, edges["token_a"], edges["lang_a"])
+        c_b = _lookup(freq, edges["token_b"], edges["lang_b"])
+        _need_stats(c_a, c_b)
+        expected = c_a * c_b * 2.0 * (window - 1) / total
+        assoc = np.maximum(np.log(edges["count"].to_numpy() / expected), 0.0)
     elif association == "lift":
         df = stats.groupby(["token_id", "lang"])["doc_count"].sum()
         df_a = _lookup(df, edges["token_a"], edges["lang_a"])
         df_b = _lookup(df, edges["token_b"], edges["lang_b"])
-        if np.isnan(df_a).any() or np.isnan(df_b).any():
-            raise ValueError(
-                "co-occurrence rows whose (token, lang) is missing from token_stats: "
-                "the two tables come from different inputs"
-            )
+        _need_stats(df_a, df_b)
         assoc = np.log(edges["doc_count"].to_numpy() * float(n_docs) / (df_a * df_b))
     else:
         raise ValueError(f"unknown association {association!r}: use 'ppmi' or 'lift'")
@@ -181,13 +201,16 @@ def build_pivots(
     pivot_set: str,
     tokenizer: str,
     stop_ids: Iterable[int] | None = None,
+    docs_by_lang: Mapping[str, int] | None = None,
 ) -> PivotResult:
     """The top ``cfg.top_k`` hub tokens (module docstring) from ``cooc`` (aggregated ``cooccurrence`` rows of
     one window) and ``token_stats`` over ``n_docs`` documents; ranked by score, ties by token id."""
-    tokens = token_filter(stats, n_docs=n_docs, pieces=pieces, content=content, cfg=cfg, stop_ids=stop_ids)
+    tokens = token_filter(stats, n_docs=n_docs, pieces=pieces, content=content, cfg=cfg, stop_ids=stop_ids,
+                          docs_by_lang=docs_by_lang)
     kept = tokens.loc[tokens["reason"].isna(), "token_id"].to_numpy()
     edges = associations(
-        cooc, stats, n_docs=n_docs, association=cfg.association, cross_lingual_only=cfg.cross_lingual_only
+        cooc, stats, n_docs=n_docs, association=cfg.association, cross_lingual_only=cfg.cross_lingual_only,
+        window=cfg.window,
     )
     strong = edges[
         (edges["count"] >= cfg.min_pair_count)
@@ -274,6 +297,14 @@ def pair_pivot_candidates(
     out["rank"] = np.arange(1, len(out) + 1)
     out["token_id"] = out["token_id"].astype(np.int64)
     return out[columns].reset_index(drop=True)
+
+
+def _need_stats(a: np.ndarray, b: np.ndarray) -> None:
+    if np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError(
+            "co-occurrence rows whose (token, lang) is missing from token_stats: "
+            "the two tables come from different inputs"
+        )
 
 
 def _lookup(series: pd.Series, tokens: pd.Series, langs: pd.Series) -> np.ndarray:

@@ -35,13 +35,20 @@ def stats_frame(rows: list[tuple[int, str, int, int]]) -> pd.DataFrame:
 
 def test_ppmi_and_lift_by_hand() -> None:
     cooc = cooc_frame([(1, 2, "en", "fr", 6, 3), (1, 3, "en", "fr", 2, 2), (2, 3, "fr", "fr", 4, 2)])
-    stats = stats_frame([(1, "en", 10, 5), (2, "fr", 10, 4), (3, "fr", 9, 4)])
-    ppmi = associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=True)
-    # cross-lingual graph: r(1,en) = 8, r(2,fr) = 6, r(3,fr) = 2, S = 16
-    assert ppmi["assoc"].tolist() == pytest.approx([math.log(6 * 16 / (8 * 6)), math.log(2 * 16 / (8 * 2))])
-    both = associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=False)
-    # r(1,en) = 8, r(2,fr) = 10, r(3,fr) = 6, S = 24; pair 1-3: log(2*24/48) = 0 -> PPMI 0
-    assert both["assoc"].tolist() == pytest.approx([math.log(6 * 24 / 80), 0.0, math.log(4 * 24 / 60)])
+    stats = stats_frame([(1, "en", 10, 5), (2, "fr", 10, 4), (3, "fr", 9, 4), (9, "de", 200, 9)])
+    ppmi = associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=True, window=3)
+    # marginals from token_stats: c(1,en) = 10, c(2,fr) = 10, c(3,fr) = 9, T = 229; E = c_a c_b 2 (W-1) / T
+    e12, e13, e23 = (10 * 10 * 4 / 229), (10 * 9 * 4 / 229), (10 * 9 * 4 / 229)
+    assert ppmi["assoc"].tolist() == pytest.approx([math.log(6 / e12), math.log(2 / e13)])
+    both = associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=False, window=3)
+    assert both["assoc"].tolist() == pytest.approx([math.log(6 / e12), math.log(2 / e13), math.log(4 / e23)])
+    rare_pair = associations(cooc.assign(count=[1, 1, 1]), stats, n_docs=10, association="ppmi",
+                             cross_lingual_only=True, window=3)
+    assert rare_pair["assoc"].tolist() == [0.0, 0.0]  # below chance -> 0
+    with pytest.raises(ValueError, match="window"):
+        associations(cooc, stats, n_docs=10, association="ppmi", cross_lingual_only=True)
+    with pytest.raises(ValueError, match="missing from token_stats"):
+        associations(cooc, stats.iloc[:2], n_docs=10, association="ppmi", cross_lingual_only=True, window=3)
     lift = associations(cooc, stats, n_docs=10, association="lift", cross_lingual_only=False)
     assert lift["assoc"].tolist() == pytest.approx(
         [math.log(3 * 10 / 20), math.log(2 * 10 / 20), math.log(2 * 10 / 16)]
@@ -93,6 +100,15 @@ def test_token_filters_name_their_reason() -> None:
         8: "not_content",
     }
     assert got.set_index("token_id").loc[3, "doc_freq"] == pytest.approx(0.7)  # sum over languages
+    # function words: a token in more than max_lang_doc_freq of one language's documents
+    by_lang = token_filter(stats, n_docs=10, pieces=pieces, content=content, stop_ids=[8],
+                           cfg=PivotsConfig(min_token_count=5, max_doc_freq=0.8, max_lang_doc_freq=0.5,
+                                            min_lang_docs=4),
+                           docs_by_lang={"en": 6, "fr": 4, "zh": 2})
+    lang_reasons = dict(zip(by_lang["token_id"], by_lang["reason"], strict=True))
+    # token 3: 4 of 6 en docs, 3 of 4 fr docs (the largest, 0.75) -> function word; zh (token 6) is too small
+    assert lang_reasons[3] == "function_word" and lang_reasons[6] is None
+    assert by_lang.set_index("token_id").loc[3, "lang_doc_freq"] == pytest.approx(3 / 4)
     assert piece_width("▁文字") == 4 and piece_width("▁ab") == 2
 
 
