@@ -177,6 +177,17 @@ def experiment(recipe: Annotated[str, typer.Option("--recipe", "-r", help="exper
     _run(lambda: run_experiment(load_recipe(recipe, lake=lake, workdir=workdir), stage=stage))  # type: ignore[arg-type]
 
 
+@app.command("show-pivots")
+def show_pivots(config: ConfigOpt = "local", lake: LakeOpt = None,
+                pivot_set: Annotated[str | None, typer.Option("--pivot-set", help="label; default the newest")] = None,
+                top: Annotated[int, typer.Option(help="how many pivots to list")] = 50,
+                markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False) -> None:
+    """The top pivots of a pivot set with their pieces, hub statistics and languages."""
+    from pivot_spark.pipeline.status import print_pivots
+
+    _run(lambda: print_pivots(_cfg(config, lake, None, None), pivot_set=pivot_set, top=top, markdown=markdown))
+
+
 @app.command()
 def status(config: ConfigOpt = "local", lake: LakeOpt = None,
            runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10) -> None:

@@ -202,3 +202,16 @@ def test_cooccur_plans_agree(smoke_lake, tmp_path):
         assert out[True][t].equals(out[False][t]), t
     assert out[True]["counts"] == out[False]["counts"]
     assert set(out[True]["cooccurrence"].window) == {4, 10}
+
+
+def test_show_pivots_lists_pieces_and_languages(smoke_lake, capsys):
+    from pivot_spark.cli import main
+    from pivot_spark.pipeline.status import pivot_listing
+
+    label, rows = pivot_listing(Lake(str(smoke_lake)), top=10)
+    assert len(rows) == 10 and [r["rank"] for r in rows] == list(range(1, 11))
+    assert all(r["piece"] and r["occurrences"] > 0 and r["languages"] for r in rows)
+    assert all(r["n_langs"] >= 2 for r in rows)
+    main(["show-pivots", "--config", "smoke", "--lake", str(smoke_lake), "--top", "5", "--markdown"])
+    out = capsys.readouterr().out
+    assert f"`{label}`" in out and out.count("\n| ") == 6  # header + 5 rows
