@@ -80,6 +80,9 @@ class TokenizerConfig(_Section):
 
 class AnnotateConfig(_Section):
     partitions: int | None = Field(None, description="tasks for annotate; default 4 per core")
+    direct_read: bool = Field(
+        True, description="bridge backend: tasks read byte-balanced slices of documents themselves; False reads "
+        "with Spark, anti-joins doc_tokens and hash-partitions (the native backend's plan)")
 
 
 class CooccurConfig(_Section):

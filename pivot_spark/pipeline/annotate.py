@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,13 @@ import pyarrow.compute as pc
 from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import FileEntry, Lake
-from pivot_spark.lake.spark import FILE_META, file_prefix_of, make_file_writer
+from pivot_spark.lake.spark import (
+    FILE_META,
+    file_prefix_of,
+    make_file_writer,
+    plan_row_slices,
+    read_slice_batches,
+)
 from pivot_spark.pipeline.runner import RunContext, ok_runs, run_job
 from pivot_spark.schemas import DOC_LANG, DOC_TOKENS
 
@@ -127,6 +134,8 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         sp_name = _ship(ctx, str(models.tokenizer_path(ctx.lake.uri, tok_hash)))
         lid_name = _ship(ctx, lid_path(cfg))
         lid_cfg = cfg.langid
+        if ctx.backend == "bridge" and cfg.annotate.direct_read:
+            return _annotate_bridge(ctx, None, lid_name, sp_name, tok_hash, lid_id)
         docs = ctx.read("documents").select("doc_id", "text", "snapshot")
         done = (ctx.read("doc_tokens").filter((F.col("tokenizer") == tok_hash) & (F.col("lid_model") == lid_id))
                 .select("doc_id"))
@@ -167,12 +176,13 @@ TASK_OUT = pa.schema([pa.field("table", pa.string()), *FILE_META, pa.field("coun
 def _annotate_bridge(ctx: RunContext, todo: Any, lid_name: str, sp_name: str, tok_hash: str, lid_id: str
                      ) -> dict[str, Any]:
     """Bridge backend: each task annotates its documents and writes both tables' files itself, returning only
-    file metadata and its counts (one pass, nothing cached or converted back through the JVM)."""
-    from collections import Counter
+    file metadata and its counts (one pass, nothing cached or converted back through the JVM).
 
+    ``todo`` is a DataFrame of the documents to annotate, or None for the direct read (``annotate.direct_read``):
+    the driver plans byte-balanced row slices of the pinned ``documents`` version (``plan_row_slices`` on
+    ``n_bytes``, so multi-MB manual pages do not pile up in one task) and the documents already annotated for
+    these models (read with delta-rs, broadcast), and each task reads its slices with pyarrow and skips those."""
     from pyspark.sql.pandas.types import from_arrow_schema
-
-    from pivot_spark.steps.annotate import annotate_batch
 
     lid_cfg = ctx.cfg.langid
     prefix = file_prefix_of(ctx.app_id("doc_tokens"))
@@ -180,6 +190,8 @@ def _annotate_bridge(ctx: RunContext, todo: Any, lid_name: str, sp_name: str, to
                for t in ("doc_lang", "doc_tokens")}
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pivot_spark.steps.annotate import annotate_batch
+
         lid, sp = _shipped(lid_name), _shipped(sp_name)
         out: dict[str, list[pa.RecordBatch]] = {"doc_lang": [], "doc_tokens": []}
         counts: Counter[str] = Counter()
@@ -196,7 +208,29 @@ def _annotate_bridge(ctx: RunContext, todo: Any, lid_name: str, sp_name: str, to
                     [pa.array([table] * n), *meta.columns, pa.nulls(n, pa.string())], schema=TASK_OUT)
         yield pa.RecordBatch.from_pylist([{"table": None, "counts": json.dumps(counts)}], schema=TASK_OUT)
 
-    rows = todo.mapInArrow(run, from_arrow_schema(TASK_OUT)).collect()  # file metadata and counts only
+    if todo is not None:
+        rows = todo.mapInArrow(run, from_arrow_schema(TASK_OUT)).collect()  # file metadata and counts only
+    else:
+        sc = ctx.spark.sparkContext
+        n_units = ctx.cfg.annotate.partitions or sc.defaultParallelism * 4
+        units = plan_row_slices(ctx.lake, "documents", ctx.inputs["documents"], n_units, "n_bytes")
+        done = ctx.lake.read_arrow("doc_tokens", ctx.inputs.get("doc_tokens"), columns=["doc_id"],
+                                   filter=(pc.field("tokenizer") == tok_hash) & (pc.field("lid_model") == lid_id))
+        done_ids = sc.broadcast(done["doc_id"].to_pylist()) if done.num_rows else None
+        uri, so = ctx.lake.table_uri("documents"), ctx.lake.storage_options
+
+        def task(uids: Iterator[int]) -> Iterator[dict[str, Any]]:
+            skip = pa.array(done_ids.value, pa.string()) if done_ids is not None else None
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                for uid in uids:
+                    for rb in read_slice_batches(uri, "documents", units[uid], ["doc_id", "text", "snapshot"], so):
+                        yield rb if skip is None else rb.filter(pc.invert(pc.is_in(rb.column(0), value_set=skip)))
+
+            for rb in run(batches()):
+                yield from rb.to_pylist()
+
+        rows = sc.parallelize(range(len(units)), max(len(units), 1)).mapPartitions(task).collect()
     counts: Counter[str] = Counter()
     files: dict[str, list[FileEntry]] = {"doc_lang": [], "doc_tokens": []}
     for r in rows:

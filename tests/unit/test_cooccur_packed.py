@@ -144,3 +144,34 @@ def test_read_units_cover_every_row_group_once(tmp_path) -> None:
     assert {r["doc_id"][0] == r["snapshot"] for r in back.to_pylist()} == {True}
     only_b = plan_read_units(lake, "doc_tokens", None, 4, [("snapshot", "=", "b")])
     assert {pv["snapshot"] for u in only_b for _, _, pv in u} == {"b"}
+
+
+def test_row_slices_balance_by_weight(tmp_path) -> None:
+    """plan_row_slices cuts row groups into slices by a weight column and deals them so that one huge row
+    does not share a unit with many others; every row is read exactly once."""
+    from pivot_spark.lake.spark import plan_row_slices, read_slice_batches
+    from pivot_spark.schemas import DOCUMENTS
+
+    lake = Lake(str(tmp_path / "lake"))
+    sizes = [100] * 400 + [40_000] + [100] * 399  # one multi-MB-like page among short descriptions
+    rows = [{f.name: None for f in DOCUMENTS} | {"doc_id": f"d{i}", "text": "x", "n_bytes": n, "snapshot": "s",
+                                                 "source": "t", "content_hash": "h", "run_id": "r"}
+            for i, n in enumerate(sizes)]
+    table = pa.Table.from_pylist(rows, schema=DOCUMENTS)
+    root = tmp_path / "lake" / "documents" / "snapshot=s"
+    root.mkdir(parents=True)
+    pq.write_table(table.drop(["snapshot"]), root / "f.parquet", row_group_size=300)
+    size = (root / "f.parquet").stat().st_size
+    lake.commit_files("documents", [FileEntry("snapshot=s/f.parquet", size, {"snapshot": "s"}, len(rows),
+                                              json.dumps({"numRecords": len(rows)}))], mode="append", app_id="t")
+    units = plan_row_slices(lake, "documents", None, 4, "n_bytes")
+    assert len(units) == 4
+    back = [pa.Table.from_batches(list(read_slice_batches(lake.table_uri("documents"), "documents", u,
+                                                          ["doc_id", "n_bytes", "snapshot"]))) for u in units]
+    ids = [i for t in back for i in t["doc_id"].to_pylist()]
+    assert sorted(ids) == sorted(r["doc_id"] for r in rows)
+    weights = sorted(sum(t["n_bytes"].to_pylist()) for t in back)
+    heavy = next(t for t in back if "d400" in t["doc_id"].to_pylist())
+    assert heavy.num_rows < 100  # the heavy row's unit holds few others
+    assert weights[-1] == max(40_000 + 100 * (heavy.num_rows - 1), weights[-1])
+    assert weights[0] > 0.5 * weights[1]  # the light units are balanced among themselves
