@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,7 @@ def _annotate_bridge(ctx: RunContext, todo: Any, lid_name: str, sp_name: str, to
         done_ids = sc.broadcast(done["doc_id"].to_pylist()) if done.num_rows else None
         uri, so = ctx.lake.table_uri("documents"), ctx.lake.storage_options
 
-        def task(uids: Iterator[int]) -> Iterator[dict[str, Any]]:
+        def task(uids: Iterable[int]) -> Iterator[dict[str, Any]]:
             skip = pa.array(done_ids.value, pa.string()) if done_ids is not None else None
 
             def batches() -> Iterator[pa.RecordBatch]:

@@ -259,7 +259,7 @@ def cooccur(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 
             found = [dict(zip(("kind", "value"), kv, strict=True)) for kv in set(
                 sc.parallelize(range(len(units)), max(len(units), 1)).mapPartitions(langs_and_snaps).collect())]
-            snaps = sorted(r["value"] for r in found if r["kind"] == "snapshot")
+            snaps = sorted(str(r["value"]) for r in found if r["kind"] == "snapshot" and r["value"] is not None)
             lang_set = {r["value"] for r in found if r["kind"] == "lang"}
         else:
             docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok)
@@ -286,7 +286,7 @@ def cooccur(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
             sc.addFile(stop_list)
             stop_list = Path(stop_list).name
         max_doc_tokens = cc.max_doc_tokens
-        snap_list = sorted(todo)
+        snap_list: list[str] = sorted(todo)
         todo_idx = {snap_list.index(s): ws for s, ws in todo.items()}
         snap_of = {s: i for i, s in enumerate(snap_list)}
 
@@ -367,18 +367,18 @@ def cooccur(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                                                       lang_names, _pieces(_shipped(sp_name)), min_count, tok)
                 yield from _as_partial(pairs, stats, counts).to_batches(max_chunksize=200_000)
 
-            rows = shuffled.mapInArrow(reduce_rows, from_arrow_schema(PARTIAL)).persist(StorageLevel.MEMORY_AND_DISK)
-            for r in rows.filter(F.col("kind") == "counts").select("piece").collect():
-                for k, v in json.loads(r["piece"]).items():
+            rows_df = shuffled.mapInArrow(reduce_rows, from_arrow_schema(PARTIAL)).persist(StorageLevel.MEMORY_AND_DISK)
+            for row in rows_df.filter(F.col("kind") == "counts").select("piece").collect():
+                for k, v in json.loads(row["piece"]).items():
                     summary[k] = summary.get(k, 0) + int(v)
-            pairs_df = (rows.filter(F.col("kind") == "pair").withColumn("tokenizer", F.lit(tok))
+            pairs_df = (rows_df.filter(F.col("kind") == "pair").withColumn("tokenizer", F.lit(tok))
                         .select(*COOCCURRENCE.names))
-            stats_df = (rows.filter(F.col("kind") == "token").withColumnRenamed("token_a", "token_id")
+            stats_df = (rows_df.filter(F.col("kind") == "token").withColumnRenamed("token_a", "token_id")
                         .withColumnRenamed("lang_a", "lang").withColumn("tokenizer", F.lit(tok))
                         .select(*TOKEN_STATS.names))
             n_pairs = ctx.write(pairs_df, "cooccurrence")
             ctx.write(stats_df, "token_stats", mode="overwrite", partition_filters=[("snapshot", "in", snap_list)])
-            rows.unpersist()
+            rows_df.unpersist()
         return {
             "tokenizer": tok, "counted": todo, "cooccurrence_rows": n_pairs, "languages": len(lang_names),
             "pair_occurrences": {str(w): summary.get(f"pair_occurrences.{w}", 0) for w in windows},
