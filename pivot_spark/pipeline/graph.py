@@ -537,20 +537,33 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         sp_path = str(models.tokenizer_path(ctx.lake.uri, tok))
         sp = get_sp(sp_path)
         content, stops = content_and_stops(sp_path, cfg.cooccur.stop_list)
-        cooc = (ctx.read("cooccurrence").filter((F.col("tokenizer") == tok) & (F.col("window") == pc_.window))
-                .groupBy("token_a", "token_b", "lang_a", "lang_b")
-                .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count")))
-        stats = (ctx.read("token_stats").filter(F.col("tokenizer") == tok).groupBy("token_id", "lang")
-                 .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count")))
-        n_docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).count()
-        # documents per (main) language: the function-word filter's denominators
-        docs_by_lang = {r["lang"]: int(r["count"]) for r in ctx.read("doc_lang").groupBy("lang").count().collect()}
-        # The pruned graph of one window comes to the driver as Arrow (pivot discovery is a global ranking).
-        # Sorted, so float sums run in one order whatever the partitioning: a cluster and local mode give
-        # bit-identical scores.
-        cooc_pd = (cooc.toArrow().to_pandas().sort_values(["token_a", "token_b", "lang_a", "lang_b"])
-                   .reset_index(drop=True))
-        stats_pd = stats.toArrow().to_pandas().sort_values(["token_id", "lang"]).reset_index(drop=True)
+        keys = ["token_a", "token_b", "lang_a", "lang_b"]
+        if ctx.backend == "bridge":
+            # Driver-side reads of the pinned versions with delta-rs: the graph never passes through the JVM
+            # (a window-50 graph is larger than spark.driver.maxResultSize).
+            flt = (pc.field("tokenizer") == tok) & (pc.field("window") == pc_.window)
+            if pc_.cross_lingual_only:  # the association step drops same-language rows anyway
+                flt = flt & (pc.field("lang_a") != pc.field("lang_b"))
+            cooc_t = _sum_by(ctx.read_arrow("cooccurrence", columns=[*keys, "count", "doc_count"], filter=flt), keys)
+            stats_t = _sum_by(ctx.read_arrow("token_stats", columns=["token_id", "lang", "count", "doc_count"],
+                                             filter=pc.field("tokenizer") == tok), ["token_id", "lang"])
+            n_docs = ctx.read_arrow("doc_tokens", columns=["tokenizer"], filter=pc.field("tokenizer") == tok).num_rows
+            langs = ctx.read_arrow("doc_lang", columns=["lang"])["lang"].value_counts().to_pylist()
+            docs_by_lang = {str(d["values"]): int(d["counts"]) for d in langs}
+        else:
+            cooc_df = ctx.read("cooccurrence").filter((F.col("tokenizer") == tok) & (F.col("window") == pc_.window))
+            if pc_.cross_lingual_only:
+                cooc_df = cooc_df.filter(F.col("lang_a") != F.col("lang_b"))
+            cooc_t = (cooc_df.groupBy(*keys).agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count"))
+                      .toArrow())
+            stats_t = (ctx.read("token_stats").filter(F.col("tokenizer") == tok).groupBy("token_id", "lang")
+                       .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count")).toArrow())
+            n_docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).count()
+            docs_by_lang = {r["lang"]: int(r["count"]) for r in ctx.read("doc_lang").groupBy("lang").count().collect()}
+        # Pivot discovery is a global ranking over the summed graph of one window, on the driver. Sorted, so
+        # float sums run in one order whatever the partitioning: a cluster and local mode give identical scores.
+        cooc_pd = cooc_t.to_pandas().sort_values(keys).reset_index(drop=True)
+        stats_pd = stats_t.to_pandas().sort_values(["token_id", "lang"]).reset_index(drop=True)
         if cooc_pd.empty:
             raise ValueError(f"no co-occurrence counts for window {pc_.window}: run `pivot-spark cooccur` with "
                              f"cooccur.windows including {pc_.window}")
@@ -566,6 +579,12 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 
     return run_job(cfg, "pivots", body, input_tables=("cooccurrence", "token_stats", "doc_tokens", "doc_lang"),
                    identity={"pivot_set": label}, quiet=quiet)
+
+
+def _sum_by(t: pa.Table, keys: list[str]) -> pa.Table:
+    """``count`` and ``doc_count`` summed by ``keys`` (over snapshots)."""
+    g = t.group_by(keys, use_threads=False).aggregate([("count", "sum"), ("doc_count", "sum")])
+    return g.rename_columns([*keys, "count", "doc_count"])
 
 
 def _need_pivot_set(lake: Lake, cfg: PivotConfig, then: str) -> str:
