@@ -239,15 +239,43 @@ def build_pivots(
     return PivotResult(pivots[PIVOT_COLUMNS].reset_index(drop=True), tokens.reset_index(drop=True))
 
 
+@dataclass(frozen=True)
+class PivotCandidateIndex:
+    """What :func:`pair_pivot_candidates` needs from the graph, computed once for many word pairs: per token,
+    its co-occurring tokens with document counts (languages summed, sorted by the word token so that one word's
+    rows are a slice), and every token's document frequency."""
+
+    word_token: np.ndarray
+    partner: np.ndarray
+    doc_count: np.ndarray
+    df: pd.Series
+
+    @classmethod
+    def build(cls, cooc: pd.DataFrame, stats: pd.DataFrame) -> PivotCandidateIndex:
+        df = stats.groupby("token_id")["doc_count"].sum()
+        pair_dc = cooc.groupby(["token_a", "token_b"], as_index=False)["doc_count"].sum()
+        word = np.concatenate([pair_dc["token_a"].to_numpy(), pair_dc["token_b"].to_numpy()]).astype(np.int64)
+        partner = np.concatenate([pair_dc["token_b"].to_numpy(), pair_dc["token_a"].to_numpy()]).astype(np.int64)
+        dc = np.concatenate([pair_dc["doc_count"].to_numpy(), pair_dc["doc_count"].to_numpy()]).astype(np.float64)
+        order = np.argsort(word, kind="stable")
+        return cls(word[order], partner[order], dc[order], df)
+
+    def near(self, token: int) -> pd.Series:
+        """Document counts of ``token`` with each partner token (indexed by partner)."""
+        lo, hi = np.searchsorted(self.word_token, [token, token + 1])
+        return pd.Series(self.doc_count[lo:hi], index=self.partner[lo:hi])
+
+
 def pair_pivot_candidates(
-    cooc: pd.DataFrame,
-    stats: pd.DataFrame,
+    cooc: pd.DataFrame | None,
+    stats: pd.DataFrame | None,
     ids_a: Sequence[int],
     ids_b: Sequence[int],
     *,
     n_docs: int,
     top_n: int = 100,
     keep: np.ndarray | None = None,
+    index: PivotCandidateIndex | None = None,
 ) -> pd.DataFrame:
     """Pivot candidates of one word pair (paper-notes section 4): tokens that co-occur with both words more
     often than their background document frequency predicts, ranked by the smaller of the two excesses.
@@ -257,20 +285,15 @@ def pair_pivot_candidates(
     upper bound). ``excess_w(t) = d(t, w) - df(w) df(t) / N``: co-occurring documents beyond what independence
     predicts, so generally frequent tokens drop out. Tokens of either word, tokens outside ``keep`` (a mask over
     the vocabulary) and tokens with no positive excess for both words are left out. Columns: ``token_id,
-    doc_count_a, doc_count_b, excess_a, excess_b, score, rank``.
+    doc_count_a, doc_count_b, excess_a, excess_b, score, rank``. For many pairs over one graph, build the
+    :class:`PivotCandidateIndex` once and pass it as ``index`` (``cooc`` and ``stats`` are then unused).
     """
     columns = ["token_id", "doc_count_a", "doc_count_b", "excess_a", "excess_b", "score", "rank"]
-    df = stats.groupby("token_id")["doc_count"].sum()
-    pair_dc = cooc.groupby(["token_a", "token_b"], as_index=False)["doc_count"].sum()
-    sides = pd.concat(
-        [
-            pair_dc.set_axis(["word_token", "token_id", "doc_count"], axis=1),
-            pair_dc[["token_b", "token_a", "doc_count"]].set_axis(
-                ["word_token", "token_id", "doc_count"], axis=1
-            ),
-        ],
-        ignore_index=True,
-    )
+    if index is None:
+        if cooc is None or stats is None:
+            raise ValueError("pass cooc and stats, or an index")
+        index = PivotCandidateIndex.build(cooc, stats)
+    df = index.df
     per_word = []
     for ids in (ids_a, ids_b):
         word = sorted({int(t) for t in ids if keep is None or keep[int(t)]} & set(df.index))
@@ -278,8 +301,7 @@ def pair_pivot_candidates(
             return pd.DataFrame(
                 {c: pd.Series(dtype="int64" if c in ("token_id", "rank") else float) for c in columns}
             )
-        near = sides[sides["word_token"].isin(word)]
-        table = near.pivot_table(index="token_id", columns="word_token", values="doc_count", aggfunc="sum")
+        table = pd.concat([index.near(t).groupby(level=0).sum().rename(t) for t in word], axis=1)
         dc = table.reindex(columns=word).fillna(0).min(axis=1)
         per_word.append((dc, float(df.loc[word].min())))
     (dc_a, df_a), (dc_b, df_b) = per_word

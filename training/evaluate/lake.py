@@ -62,6 +62,8 @@ def cooccurrence_near(lake: str | Path, ids: Iterable[int], *, window: int | Non
     flt = pc.field("token_a").isin(id_arr) | pc.field("token_b").isin(id_arr)
     if tokenizer:
         flt &= pc.field("tokenizer") == tokenizer
+    if window is not None:
+        flt &= pc.field("window") == window
     t = read(lake, "cooccurrence", ["token_a", "token_b", "lang_a", "lang_b", "window", "count", "doc_count"], flt)
     df = t.to_pandas()
     if df.empty:

@@ -147,7 +147,7 @@ def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Se
                tokenizer: str | None, window: int | None, top_n: int) -> tuple[dict[tuple[str, str, str],
                                                                                     frozenset[int]], dict[str, Any]]:
     """Pivot candidate token ids per (item, src, tgt) from the lake; and what was used (window, n_docs)."""
-    from pivot_spark.steps.pivots import has_letters, pair_pivot_candidates, piece_width
+    from pivot_spark.steps.pivots import PivotCandidateIndex, has_letters, pair_pivot_candidates, piece_width
     from training.evaluate import lake as lk
 
     words: dict[tuple[str, str], list[int]] = {}
@@ -160,12 +160,13 @@ def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Se
     n_docs = lk.n_documents(lake)
     vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
     keep = np.array([has_letters(p or "") and piece_width(p or "") >= 2 for p in vocab], dtype=bool)
+    index = PivotCandidateIndex.build(cooc, stats)  # once for all pairs
     out: dict[tuple[str, str, str], frozenset[int]] = {}
     for src, tgt in directions:
         for it in items:
             if src in it.words and tgt in it.words:
-                cand = pair_pivot_candidates(cooc, stats, words[(it.id, src)], words[(it.id, tgt)],
-                                             n_docs=max(n_docs, 1), top_n=top_n, keep=keep)
+                cand = pair_pivot_candidates(None, None, words[(it.id, src)], words[(it.id, tgt)],
+                                             n_docs=max(n_docs, 1), top_n=top_n, keep=keep, index=index)
                 out[(it.id, src, tgt)] = frozenset(int(t) for t in cand["token_id"])
     info = {"window": used_window, "n_docs": n_docs, "top_n": top_n, "tokenizer": tokenizer,
             "cooccurrence_rows": len(cooc),
