@@ -483,7 +483,8 @@ def pair_cooccur(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> d
                 yield from count_word_pairs(b, specs_b.value, window=windows).to_batches()
 
         counts = (docs.mapInArrow(count, from_arrow_schema(PAIR_WINDOW_COUNTS))
-                  .withColumn("pair_id", F.split("pair_id", r"\|").getItem(0))
+                  # spec ids are "<pair_id>|<variants>": drop only the last field (pair ids may hold "|")
+                  .withColumn("pair_id", F.regexp_replace("pair_id", r"\|[^|]*$", ""))
                   .groupBy("pair_id", "window").agg(F.sum("count").alias("count"),
                                                     F.sum("doc_count").alias("doc_count")))
         meta = ctx.spark.createDataFrame([(r["pair_id"], r["lang_a"], r["word_a"], r["lang_b"], r["word_b"])

@@ -250,3 +250,32 @@ def test_annotate_plans_agree(smoke_lake, tmp_path):
         assert len(a) == n_docs
         assert a.drop(columns=[c for c in a.columns if "time" in c]).astype(str).equals(
             b.drop(columns=[c for c in b.columns if "time" in c]).astype(str)), t
+
+
+def test_pair_cooccur_counts_pairs_whose_ids_hold_separators(lake_copy, tmp_path):
+    """pair-cooccur against the step function run in-process over all of doc_tokens; pair ids like the
+    evaluation's ``have.v|en|fr`` keep their counts (the job's internal ``<pair_id>|<variant>`` ids are split
+    on the last separator only)."""
+    from pivot_spark.steps.cooccur import pair_cooccurrence
+
+    lake = Lake(str(lake_copy))
+    pairs = [{"pair_id": "the.x|en|en", "lang_a": "en", "word_a": "the", "lang_b": "en", "word_b": "file"},
+             {"pair_id": "of|en|de", "lang_a": "en", "word_a": "of", "lang_b": "de", "word_b": "und"},
+             {"pair_id": "plain", "lang_a": "en", "word_a": "system", "lang_b": "fr", "word_b": "système"}]
+    pf = tmp_path / "pairs.jsonl"
+    pf.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in pairs) + "\n", encoding="utf-8")
+    res = graph.pair_cooccur(_cfg(lake.uri, "cooccur.windows=[10,100]"), str(pf), quiet=True)
+    assert res["status"] == "ok"
+    got = {(r["pair_id"], r["window"]): (r["count"], r["doc_count"])
+           for r in lake.read_arrow("pair_cooccurrence").to_pylist()}
+    sp = get_sp(models.tokenizer_path(lake.uri, _tok(lake)))
+    docs = lake.read_arrow("doc_tokens", columns=["token_ids", "token_langs"])
+    for p in pairs:
+        specs = [(f"{p['pair_id']}|{va}{vb}", p["lang_a"], ia, p["lang_b"], ib)
+                 for va, ia in graph._word_variants(sp, p["word_a"], p["lang_a"])
+                 for vb, ib in graph._word_variants(sp, p["word_b"], p["lang_b"])]
+        ref = pair_cooccurrence(docs, specs, window=[10, 100]).to_pandas().groupby("window")[
+            ["count", "doc_count"]].sum()
+        for w in (10, 100):
+            assert got[(p["pair_id"], w)] == (ref.loc[w, "count"], ref.loc[w, "doc_count"]), (p, w)
+    assert got[("the.x|en|en", 100)][0] > 0 and got[("of|en|de", 100)][0] > 0
