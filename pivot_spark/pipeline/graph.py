@@ -532,11 +532,10 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     def body(ctx: RunContext) -> dict[str, Any]:
         from pyspark.sql import functions as F
 
+        from pivot_spark.steps.cooccur import sum_counts
         from pivot_spark.steps.pivots import build_pivots
-        from pivot_spark.steps.tokenize import get_sp
 
         sp_path = str(models.tokenizer_path(ctx.lake.uri, tok))
-        sp = get_sp(sp_path)
         content, stops = content_and_stops(sp_path, cfg.cooccur.stop_list)
         keys = ["token_a", "token_b", "lang_a", "lang_b"]
         if ctx.backend == "bridge":
@@ -545,9 +544,10 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
             flt = (pc.field("tokenizer") == tok) & (pc.field("window") == pc_.window)
             if pc_.cross_lingual_only:  # the association step drops same-language rows anyway
                 flt = flt & (pc.field("lang_a") != pc.field("lang_b"))
-            cooc_t = _sum_by(ctx.read_arrow("cooccurrence", columns=[*keys, "count", "doc_count"], filter=flt), keys)
-            stats_t = _sum_by(ctx.read_arrow("token_stats", columns=["token_id", "lang", "count", "doc_count"],
-                                             filter=pc.field("tokenizer") == tok), ["token_id", "lang"])
+            cooc_t = sum_counts([ctx.read_arrow("cooccurrence", columns=[*keys, "count", "doc_count"],
+                                                filter=flt)], keys)
+            stats_t = sum_counts([ctx.read_arrow("token_stats", columns=["token_id", "lang", "count", "doc_count"],
+                                             filter=pc.field("tokenizer") == tok)], ["token_id", "lang"])
             n_docs = ctx.read_arrow("doc_tokens", columns=["tokenizer"], filter=pc.field("tokenizer") == tok).num_rows
             langs = ctx.read_arrow("doc_lang", columns=["lang"])["lang"].value_counts().to_pylist()
             docs_by_lang = {str(d["values"]): int(d["counts"]) for d in langs}
@@ -568,7 +568,7 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         if cooc_pd.empty:
             raise ValueError(f"no co-occurrence counts for window {pc_.window}: run `pivot-spark cooccur` with "
                              f"cooccur.windows including {pc_.window}")
-        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+        pieces = _pieces(sp_path).tolist()
         res = build_pivots(cooc_pd, stats_pd, n_docs=n_docs, pieces=pieces, content=content, cfg=pc_,
                            pivot_set=label, tokenizer=tok, stop_ids=stops, docs_by_lang=docs_by_lang)
         table = pa.Table.from_pandas(res.pivots, preserve_index=False)
@@ -580,12 +580,6 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 
     return run_job(cfg, "pivots", body, input_tables=("cooccurrence", "token_stats", "doc_tokens", "doc_lang"),
                    identity={"pivot_set": label}, quiet=quiet)
-
-
-def _sum_by(t: pa.Table, keys: list[str]) -> pa.Table:
-    """``count`` and ``doc_count`` summed by ``keys`` (over snapshots)."""
-    g = t.group_by(keys, use_threads=False).aggregate([("count", "sum"), ("doc_count", "sum")])
-    return g.rename_columns([*keys, "count", "doc_count"])
 
 
 def _need_pivot_set(lake: Lake, cfg: PivotConfig, then: str) -> str:
