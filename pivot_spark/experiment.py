@@ -45,7 +45,8 @@ class StepFailed(ValueError):
     """A training or evaluation subprocess failed: the message names the step and its log."""
 
 
-Stage = Literal["all", "data", "models", "report"]
+Stage = Literal["all", "data", "models", "report", "bundle"]
+STAGES = ("all", "data", "models", "report", "bundle")
 MAIN = "main"
 
 
@@ -219,6 +220,18 @@ def data_key(r: Recipe) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def bundle_key(r: Recipe) -> str:
+    """What a device bundle depends on (the data stage's settings without the lake, which on the machine reading
+    the bundle is the bundle): the models stage refuses a bundle made for another recipe."""
+    import hashlib
+
+    spark = r.spark.model_dump(mode="json", exclude={"lake"})
+    body = {"spark": spark, "selection": r.selection.model_dump(mode="json"),
+            "ablations": [a.model_dump(mode="json") for a in r.ablations],
+            "eval": r.eval.model_dump(mode="json", exclude={"batch_size", "lens_batch_size", "max_items", "extra"})}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def train_cmd(r: Recipe, run: ModelRun, lake: str, out: Path) -> list[str]:
     t = r.train
     cmd = [_script("pivot-train"), "--lake", lake, "--selection", run.selection, "--arm", run.arm,
@@ -309,14 +322,30 @@ def _script(name: str) -> str:
     return str(here) if here.exists() else name
 
 
+_MODULES = {"pivot-train": "training.train", "pivot-eval": "training.evaluate.cli", "pivot-spark": "pivot_spark.cli"}
+
+
+def _argv(cmd: list[str]) -> list[str]:
+    """``cmd`` runnable as a subprocess: a console script that is not installed (the project used from a source
+    tree, as on a lent GPU machine) runs as ``python -m`` its module."""
+    import shutil
+
+    if cmd[0] in _MODULES and shutil.which(cmd[0]) is None:
+        return [sys.executable, "-m", _MODULES[cmd[0]], *cmd[1:]]
+    return cmd
+
+
 # ---------------------------------------------------------------- execution
 
 class Experiment:
     def __init__(self, recipe: Recipe) -> None:
+        from pivot_spark.bundle import is_bundle
+
         self.r = recipe
         self.work = _abs(recipe.workdir)
         self.cfg = self._spark_cfg()
         self.lake = self.cfg.lake.uri
+        self.from_bundle = is_bundle(self.lake)  # a device bundle instead of the lake: models and report only
         self.t0 = time.perf_counter()
         self.log: list[dict[str, Any]] = []
         self.facts: dict[str, Any] = {}
@@ -344,7 +373,7 @@ class Experiment:
         with open(log_file, "a", encoding="utf-8") as f:
             f.write(f"\n$ {shlex.join(cmd)}\n")
             f.flush()
-            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT).returncode
+            rc = subprocess.run(_argv(cmd), stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT).returncode
         dt = time.perf_counter() - t0
         self.log.append({"step": what, "seconds": round(dt, 1), "rc": rc})
         if rc != 0:
@@ -357,6 +386,9 @@ class Experiment:
 
     # --- data side (Spark, in process)
     def data(self) -> None:
+        if self.from_bundle:
+            raise ConfigError(f"{self.lake} is a device bundle, which holds no corpus: run the data stage against "
+                              "the lake, the models and report stages against the bundle")
         from pivot_spark.pipeline import graph
         from pivot_spark.pipeline.rebuild import rebuild
 
@@ -465,21 +497,123 @@ class Experiment:
         return out
 
     # --- models (one worker process per model: torch and transformers are imported once for all its steps)
-    def models(self) -> None:
+    def models(self, budget_s: float | None = None) -> None:
+        """Train and evaluate every model that is missing, in :func:`model_runs` order. ``budget_s``: do not
+        start a model when less time is left than the longest model so far took (a lent GPU's minutes); the
+        report then compares the models that exist."""
         runs = model_runs(self.r)
+        if self.from_bundle:
+            self.adopt_bundle()
         dataset, subset = self.items_file(), self.subset_file()
         if not dataset.exists():
             raise FileNotFoundError(f"no evaluation data set at {dataset}: run the data stage first")
         if subset is not None and not (_ids(subset) & first_item_ids(dataset, self.r.eval.max_items)):
             self.step(f"none of the evaluated items is in {subset}: no corpus-subset scores")
             subset = None
+        t_start, took = time.perf_counter(), [0.0]
         for k, run in enumerate(runs, 1):
             todo = self.model_steps(run, dataset, subset)
             tag = f"[{k}/{len(runs)}] {run.name}"
             if not todo:
                 continue
+            left = None if budget_s is None else budget_s - (time.perf_counter() - t_start)
+            if left is not None and k > 1 and max(took) > left:
+                rest = [m.name for m in runs[k - 1:]]
+                self.step(f"time budget: {left:.0f} s left, a model took up to {max(took):.0f} s: not starting "
+                          f"{', '.join(rest)}")
+                self.log.append({"step": "budget", "seconds": 0.0, "rc": 0, "not_started": rest})
+                break
             self.step(f"{tag}: {', '.join(w for w, _ in todo)}")
+            t0 = time.perf_counter()
             self.worker(todo, tag, self.path("evals", run.name, "model.log"))
+            took.append(time.perf_counter() - t0)
+
+    # --- device bundles
+    def bundle_files(self) -> dict[str, Path]:
+        """The experiment's own inputs a bundle carries (bundle-relative path -> file)."""
+        d = self.path("dataset")
+        out = {"experiment/dataset/items-v1.jsonl": self.items_file(), "experiment/dataset/pairs.jsonl":
+               d / "pairs.jsonl", "experiment/facts.json": self.path("facts.json")}
+        if self.subset_file() is not None:
+            out["experiment/dataset/corpus-items.txt"] = self.subset_file()  # type: ignore[assignment]
+        return out
+
+    def export_bundle(self, out: Path) -> dict[str, Any]:
+        """A device bundle (:mod:`pivot_spark.bundle`) of what the models and report stages read: the arms'
+        ``train_set`` files, the tokenizer, the data set, the word-pair counts and (with ``lens_pivots``) the
+        co-occurrence rows touching the lens words. Needs the data stage done."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pivot_spark.bundle import Trimmed, export
+        from pivot_spark.lake import Lake
+        from pivot_spark.models import tokenizer_path
+
+        e = self.r.eval
+        tok = self.facts.get("tokenizer")
+        if not tok:
+            raise ValueError(f"{self.path('facts.json')} names no tokenizer: run the data stage first")
+        trimmed = {"pair_cooccurrence": Trimmed(pc.field("window") == e.behaviour_window,
+                                                ["pair_id", "window", "count", "doc_count", "tokenizer"],
+                                                f"behaviours: the word pairs' counts at window {e.behaviour_window}")}
+        counts: list[str] = []
+        if e.lens_pivots:
+            from pivot_spark.steps.tokenize import hf_tokenizer
+            from training.evaluate.dataset import read_items
+            from training.evaluate.logit_lens import lens_word_ids
+
+            items = read_items(self.items_file())[:e.lens_items]
+            hf = hf_tokenizer(str(tokenizer_path(self.lake, tok)))
+            ids = sorted({i for v in lens_word_ids(hf, items).values() for i in v})
+            near = pc.field("token_a").isin(pa.array(ids, pa.int32())) | pc.field("token_b").isin(
+                pa.array(ids, pa.int32()))
+            trimmed["cooccurrence"] = Trimmed(
+                near & (pc.field("tokenizer") == tok) & (pc.field("window") == e.lens_window),
+                ["token_a", "token_b", "lang_a", "lang_b", "window", "count", "doc_count", "tokenizer"],
+                f"logit lens: rows touching the {len(ids)} token ids of the first {len(items)} items' words, "
+                f"window {e.lens_window}")
+            trimmed["token_stats"] = Trimmed(pc.field("tokenizer") == tok,
+                                             ["token_id", "lang", "count", "doc_count", "tokenizer"],
+                                             "logit lens: document frequencies of the tokenizer's tokens")
+            counts.append("doc_tokens")
+        runs = model_runs(self.r)
+        self.step(f"bundle: {len(runs)} models' train_set files, {sorted(trimmed)} trimmed -> {out}")
+        manifest = export(Lake(self.lake, self.cfg.lake.storage_options), out,
+                          train=[(m.selection, m.arm) for m in runs], trimmed=trimmed, counts=counts,
+                          tokenizers=[tok], files=self.bundle_files(),
+                          meta={"recipe": self.r.name, "bundle_key": bundle_key(self.r)})
+        self.step(f"bundle written: {manifest['bytes'] / 2**20:.1f} MiB in {out}")
+        tree, wheels = _tree_bytes(REPO_ROOT), _dir_bytes(REPO_ROOT / ".whl")
+        total = (manifest["bytes"] + tree + wheels) / 2**20
+        self.step(f"a device call carries ~{total:.1f} MiB: bundle {manifest['bytes'] / 2**20:.1f} + source tree "
+                  f"{tree / 2**20:.1f} + .whl {wheels / 2**20:.1f} (the lent machines take {DEVICE_CARRY_MIB} MiB)"
+                  + ("" if total <= DEVICE_CARRY_MIB else ": TOO LARGE, lower eval.lens_items or the token budget"))
+        manifest["carry_mib"] = round(total, 1)
+        return manifest
+
+    def adopt_bundle(self) -> None:
+        """On the machine with the bundle: its data set and facts become the workdir's (once)."""
+        import shutil
+
+        from pivot_spark.bundle import Bundle
+
+        b = Bundle.open(self.lake)
+        made_for = b.manifest.get("meta", {}).get("bundle_key")
+        if made_for != bundle_key(self.r):
+            raise ConfigError(f"bundle {b.root} was made for recipe {b.manifest.get('meta', {}).get('recipe')!r} "
+                              f"with other data settings (key {made_for}, this recipe {bundle_key(self.r)}): "
+                              "export it again with this recipe")
+        problems = b.verify()
+        if problems:
+            raise ValueError(f"bundle {b.root} is damaged: " + "; ".join(problems[:5]))
+        for rel in b.manifest["files"]:
+            if rel.startswith("experiment/"):
+                dst = self.work / rel.removeprefix("experiment/")
+                if not dst.exists():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(b.root / rel, dst)
+        if not self.facts and self.path("facts.json").exists():
+            self.facts = json.loads(self.path("facts.json").read_text())
 
     def model_steps(self, run: ModelRun, dataset: Path, subset: Path | None) -> list[tuple[str, list[str]]]:
         """What is still missing for one model, in order: train, clwtd, logit-lens, behaviours."""
@@ -528,10 +662,14 @@ class Experiment:
             if scope == "subset" and subset is None:
                 continue
             for name, arms, ref in comparisons(self.r):
-                groups = [[self._clwtd_for(n, scope, subset) for n in names] for _, names in arms]
-                if any(not g or None in g for g in groups):
-                    self.step(f"compare {name} ({scope}): skipped, evaluations missing")
+                found = [[(n, self._clwtd_for(n, scope, subset)) for n in names] for _, names in arms]
+                groups = [[p for _, p in g if p is not None] for g in found]
+                missing = [n for g in found for n, p in g if p is None]
+                if any(not g for g in groups):
+                    self.step(f"compare {name} ({scope}): skipped, an arm has no evaluated model ({missing})")
                     continue
+                if missing:
+                    self.step(f"compare {name} ({scope}): without {', '.join(missing)} (not evaluated)")
                 out = cmp_dir / scope / f"{name}.md"
                 cmd = [_script("pivot-eval"), "compare"]
                 for g in groups:
@@ -539,7 +677,8 @@ class Experiment:
                 cmd += ["--names", ",".join(a for a, _ in arms), "--reference", ref, "--out", str(out),
                         "--n-boot", str(self.r.n_boot)]
                 self.sh(cmd, f"compare {name} ({scope})", cmp_dir / "compare.log")
-                reports.setdefault(scope, {})[name] = json.loads(out.with_suffix(".json").read_text())
+                reports.setdefault(scope, {})[name] = {**json.loads(out.with_suffix(".json").read_text()),
+                                                       "missing_runs": missing}
         results = self.collect(runs, reports)
         rdir = self.path("results")
         rdir.mkdir(parents=True, exist_ok=True)
@@ -596,7 +735,12 @@ class Experiment:
                 "seconds": round(time.perf_counter() - self.t0, 1)}
 
 
-def run_experiment(recipe: Recipe, *, stage: Stage = "all") -> dict[str, Any]:
+def run_experiment(recipe: Recipe, *, stage: Stage = "all", bundle: str | Path | None = None,
+                   budget_s: float | None = None) -> dict[str, Any]:
+    """Run ``stage`` of ``recipe``: ``all`` = data, models, report; ``bundle`` = data (when not done), then a device
+    bundle at ``bundle``; against a bundle (``spark.lake`` / ``--lake`` naming one) only models and report."""
+    if stage == "bundle" and bundle is None:
+        raise ConfigError("--stage bundle needs --bundle DIR (where the device bundle is written)")
     ex = Experiment(recipe)
     ex.work.mkdir(parents=True, exist_ok=True)
     (ex.work / "recipe.json").write_text(recipe.model_dump_json(indent=1))
@@ -606,15 +750,23 @@ def run_experiment(recipe: Recipe, *, stage: Stage = "all") -> dict[str, Any]:
     n = len(model_runs(recipe))
     ex.step(f"recipe {recipe.name}: {n} models, lake {ex.lake}, workdir {ex.work}")
     key = data_key(recipe)
-    if stage in ("all", "data"):
+    if ex.from_bundle:
+        if stage in ("data", "bundle"):
+            raise ConfigError(f"{ex.lake} is a device bundle: it runs the models and report stages; the data "
+                              "stage and bundles are made from the lake")
+        ex.step(f"{ex.lake} is a device bundle: models and report only")
+    elif stage in ("all", "data", "bundle"):
         if ex.facts.get("data_key") == key:
             ex.step(f"data stage already done for this recipe ({facts}); delete it to redo")
         else:
             ex.data()
             ex.facts["data_key"] = key
             facts.write_text(json.dumps(ex.facts, indent=1, default=str))
+    if stage == "bundle":
+        ex.export_bundle(_abs(bundle))  # type: ignore[arg-type]
+        return {}
     if stage in ("all", "models"):
-        ex.models()
+        ex.models(budget_s)
     results: dict[str, Any] = {}
     if stage in ("all", "report"):
         results = ex.report()
@@ -653,6 +805,23 @@ def _stage(summary: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _small(counts: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in counts.items() if not (isinstance(v, str) and len(v) > 400)}
+
+
+DEVICE_CARRY_MIB = 64  # what one call to a lent GPU machine carries here (docs/device.md)
+
+
+def _dir_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
+
+
+def _tree_bytes(root: Path) -> int:
+    """Bytes of the files git would send (tracked, and untracked but not ignored); 0 outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                             capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    return sum((root / n).stat().st_size for n in out.decode().split("\0") if n and (root / n).is_file())
 
 
 def _abs(p: str | Path) -> Path:
@@ -728,6 +897,11 @@ def results_markdown(res: dict[str, Any]) -> str:
             lines += ["", "Arm means: " + ", ".join(f"{a} {_f(v['mean'])} (seeds "
                                                     f"{', '.join(_f(x) for x in v['seed_means'])})"
                                                     for a, v in rep["arms"].items()), ""]
+            if rep.get("missing_runs"):
+                lines += [f"Not evaluated (not in this comparison): {', '.join(rep['missing_runs'])}.", ""]
+    unrun = [m for m, v in res["models"].items() if "clwtd" not in v]
+    if unrun:
+        lines += [f"Models without evaluations (not trained, or stopped by the time budget): {', '.join(unrun)}.", ""]
     return "\n".join(lines)
 
 

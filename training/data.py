@@ -37,7 +37,7 @@ import sentencepiece as spm
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pivot_spark.lake import Lake
+from pivot_spark.bundle import Bundle, is_bundle
 from pivot_spark.models import tokenizer_path
 
 TABLE = "train_set"
@@ -204,13 +204,9 @@ def open_train_set(lake: str, selection: str, arm: str, *, version: int | None =
     ``tokenizer_model``: the SentencePiece file, by default ``{lake}/_models/tokenizer/{hash}.model`` of the hash
     the rows carry (a lake on an object store must pass it: model files are shipped with the job there).
     """
-    lk = Lake(lake, storage_options)
-    dt = lk.delta(TABLE, version)
-    if dt is None:
-        raise FileNotFoundError(f"no {TABLE} table (version {version}) in lake {lk.uri}: run `pivot-spark select`")
-    files = dt.file_uris(file_pruning_predicate=[("selection", "=", selection), ("arm", "=", arm)])
+    table_uri, pinned, files = _train_files(lake, selection, arm, version, storage_options)
     if not files:
-        raise ValueError(f"{TABLE} version {dt.version()} has no rows for selection={selection!r} arm={arm!r}")
+        raise ValueError(f"{TABLE} version {pinned} has no rows for selection={selection!r} arm={arm!r}")
     groups: list[tuple[str, int, np.ndarray, np.ndarray]] = []
     tokenizers: set[str] = set()
     for path in sorted(files):
@@ -248,8 +244,28 @@ def open_train_set(lake: str, selection: str, arm: str, *, version: int | None =
             train.append(RowGroup(path, i, ntok[~is_eval] + extra))
         if is_eval.any():
             evals.append(RowGroup(path, i, ntok[is_eval] + extra))
-    return TrainSet(lk.table_uri(TABLE), dt.version(), selection, arm, tok_hash, sp_path, sp.get_piece_size(),
+    return TrainSet(table_uri, pinned, selection, arm, tok_hash, sp_path, sp.get_piece_size(),
                     shards, held, bos_id, eos_id, train, evals)
+
+
+def _train_files(lake: str, selection: str, arm: str, version: int | None,
+                 storage_options: dict[str, str] | None) -> tuple[str, int, list[str]]:
+    """(table URI, pinned version, data files of the selection/arm) from a lake or a device bundle
+    (:mod:`pivot_spark.bundle`: byte copies of one pinned version's files, for machines without delta-rs)."""
+    if is_bundle(lake):
+        b = Bundle.open(lake)
+        pinned = b.version(TABLE)
+        if version is not None and version != pinned:
+            raise ValueError(f"bundle {lake} holds {TABLE} version {pinned}, not {version}")
+        return b.table_uri(TABLE), pinned, b.files(TABLE, {"selection": selection, "arm": arm})
+    from pivot_spark.lake import Lake  # delta-rs: only where the lake itself is read
+
+    lk = Lake(lake, storage_options)
+    dt = lk.delta(TABLE, version)
+    if dt is None:
+        raise FileNotFoundError(f"no {TABLE} table (version {version}) in lake {lk.uri}: run `pivot-spark select`")
+    files = dt.file_uris(file_pruning_predicate=[("selection", "=", selection), ("arm", "=", arm)])
+    return lk.table_uri(TABLE), dt.version(), list(files)
 
 
 class PackedStream(IterableDataset):

@@ -109,7 +109,7 @@ class Lake:
         dt = self.delta(table, version)
         if dt is None:
             return []
-        return dt.file_uris(partition_filters=list(partition_filters) if partition_filters else None)
+        return dt.file_uris(file_pruning_predicate=list(partition_filters) if partition_filters else None)
 
     def committed(self, table: str, app_id: str) -> bool:
         dt = self.delta(table)

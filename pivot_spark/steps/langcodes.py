@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import langcodes
-
 UNDETERMINED = "und"
 
 _FASTTEXT_LABEL_PREFIX = "__label__"
@@ -49,6 +47,8 @@ def normalize_lang(label: str | None) -> str:
         return UNDETERMINED
     if tag.lower() in _WIKI_CODES:
         return _WIKI_CODES[tag.lower()]
+    import langcodes  # here, not at module level: the trainer's machines import this module without it
+
     try:
         lang = langcodes.Language.get(langcodes.standardize_tag(tag, macro=True), normalize=True)
     except (ValueError, LookupError):

@@ -4,6 +4,9 @@ clwtd on a handful of real items, logit lens, behaviours, compare, results; then
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,38 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
     steps = [s["step"] for s in again["steps"]]
     assert not [s for s in steps if " train" in s or " clwtd" in s or "logit-lens" in s or "behaviours" in s]
     assert stamp == {p: p.stat().st_mtime_ns for p in work.glob("evals/*/clwtd/clwtd.json")}
+
+    # a device bundle of the same recipe, read where neither delta-rs nor Spark is installed: the first model
+    # (the budget stops the models stage after it) trains and scores exactly as it did from the lake
+    from pivot_spark.experiment import bundle_key
+
+    bundle, work2 = tmp_path / "bundle", tmp_path / "work-device"
+    run_experiment(r, stage="bundle", bundle=bundle)
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert manifest["meta"]["bundle_key"] == bundle_key(r)
+    assert {f["partition"]["selection"] for f in manifest["tables"]["train_set"]["files"]} == {"exp", "exp-k100"}
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\nfor m in ('deltalake', 'pyspark', 'delta', 'fasttext', 'langcodes'):\n    sys.modules[m] = None\n")
+    env = {**os.environ, "PYTHONPATH": f"{block}{os.pathsep}{ROOT}"}
+    cmd = [sys.executable, "-m", "pivot_spark.cli", "experiment", "--recipe", str(path), "--lake", str(bundle),
+           "--workdir", str(work2)]
+    res = subprocess.run([*cmd, "--stage", "models", "--budget-s", "1"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    first = runs[0].name
+    assert sorted(p.name for p in (work2 / "evals").iterdir()) == [first]
+    assert "time budget" in res.stderr
+    for rel in ("clwtd/clwtd.json", "behaviours/behaviours.json"):
+        a, b = (json.loads((w / "evals" / first / rel).read_text()) for w in (work, work2))
+        key = "items" if "items" in a else "directions"
+        assert a[key] == b[key], rel
+    lens = [[json.loads(ln)["pivot_ids"] for ln in (w / "evals" / first / "lens" / "lens.jsonl").open()]
+            for w in (work, work2)]
+    assert lens[0] == lens[1]
+    res = subprocess.run([*cmd, "--stage", "report"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert list(json.loads((work2 / "results" / "results.json").read_text())["models"][first]["clwtd"])
+    with pytest.raises(Exception, match="device bundle"):
+        run_experiment(load_recipe(path, lake=str(bundle), workdir=str(work2)), stage="data")

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from pivot_spark import experiment as X
 from pivot_spark.config import ConfigError
 from pivot_spark.experiment import (
+    Experiment,
     Recipe,
+    bundle_key,
     comparisons,
     data_key,
     load_recipe,
@@ -134,3 +137,48 @@ def test_pairs_are_limited_to_the_lens_items(tmp_path):
     items.write_text("".join(f'{{"id": "w{i}.n"}}\n' for i in range(5)))
     assert first_item_ids(items, 2) == {"w0.n", "w1.n"} and len(first_item_ids(items, None)) == 5
     assert pair_item('{"pair_id": "w1.n|en|fr", "lang_a": "en"}\n') == "w1.n" and pair_item("\n") is None
+
+
+def test_bundle_key_follows_the_data_a_bundle_holds_not_the_training():
+    r = recipe()
+    assert bundle_key(r) == bundle_key(recipe(train={"max_steps": 9, "preset": "125m", "device": "cuda"}))
+    assert bundle_key(r) == bundle_key(recipe(spark={"lake": "/elsewhere"}))  # the lake is the bundle there
+    assert bundle_key(r) == bundle_key(recipe(eval={"max_items": 7, "batch_size": 3}))
+    assert bundle_key(r) != bundle_key(recipe(eval={"lens_items": 7}))  # the bundle's co-occurrence rows
+    assert bundle_key(r) != bundle_key(recipe(selection={"token_budget": 5}))
+
+
+def test_missing_console_scripts_run_as_modules(monkeypatch):
+    import shutil
+    import sys
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert X._argv(["pivot-eval", "compare", "--x"]) == [sys.executable, "-m", "training.evaluate.cli", "compare",
+                                                          "--x"]
+    assert X._argv(["/venv/bin/pivot-eval", "compare"]) == ["/venv/bin/pivot-eval", "compare"]
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert X._argv(["pivot-train", "--lake", "l"]) == ["pivot-train", "--lake", "l"]
+
+
+@pytest.mark.parametrize(("budget", "started"), [(None, 11), (1300.0, 11), (1000.0, 9), (450.0, 4), (150.0, 1), (0.0, 1)])
+def test_time_budget_starts_no_model_it_cannot_finish(tmp_path, monkeypatch, budget, started):
+    """Models of 100 s (a clock the fake worker advances): a model starts while the time left covers the longest
+    one so far; the first one always starts."""
+    r = recipe(workdir=str(tmp_path / "w"), eval={"dataset": str(tmp_path / "items.jsonl")})
+    (tmp_path / "items.jsonl").write_text('{"id": "a"}\n')
+    ex = Experiment(r)
+    ex.path("dataset").mkdir(parents=True)
+    (ex.path("dataset") / "items.path").write_text(str(tmp_path / "items.jsonl"))
+    clock = [0.0]
+    monkeypatch.setattr(X.time, "perf_counter", lambda: clock[0])
+    ran: list[str] = []
+
+    def worker(todo, tag, log_file):
+        ran.append(tag)
+        clock[0] += 100.0 + 10.0 * (len(ran) == 2)  # the second model is the slowest
+
+    monkeypatch.setattr(ex, "worker", worker)
+    ex.models(budget)
+    assert len(ran) == started
+    if started < 11:
+        assert ex.log[-1]["step"] == "budget" and len(ex.log[-1]["not_started"]) == 11 - started

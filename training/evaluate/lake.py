@@ -2,7 +2,8 @@
 
 Tables are read at their latest version through the active files delta-rs lists (never a plain Parquet folder
 read, which would pick up removed files). Co-occurrence counts are additive per snapshot, so per-pair counts
-are summed over snapshots.
+are summed over snapshots. Every function also takes a device bundle (:mod:`pivot_spark.bundle`) in place of
+the lake: its trimmed copies were taken from one pinned version of each table, and are read with pyarrow alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+
+from pivot_spark.bundle import Bundle, is_bundle
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +42,23 @@ def open_table(lake: str | Path, name: str) -> Any:
 
 def read(lake: str | Path, name: str, columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
     """One table at its latest version, with column projection and a pyarrow filter pushed down."""
+    if is_bundle(lake):
+        return Bundle.open(lake).read(name, columns, filter)
     dataset: ds.Dataset = open_table(lake, name).to_pyarrow_dataset()
     return dataset.to_table(columns=list(columns) if columns else None, filter=filter)
 
 
 def batches(lake: str | Path, name: str, columns: Sequence[str], batch_size: int = 1024) -> Iterable[pa.RecordBatch]:
+    if is_bundle(lake):
+        yield from Bundle.open(lake).read(name, columns).to_batches(max_chunksize=batch_size)
+        return
     yield from open_table(lake, name).to_pyarrow_dataset().to_batches(columns=list(columns), batch_size=batch_size)
 
 
 def row_count(lake: str | Path, name: str) -> int:
     """Rows of a table from the Delta log's per-file statistics (no data read)."""
+    if is_bundle(lake):
+        return Bundle.open(lake).row_count(name)
     actions = pa.table(open_table(lake, name).get_add_actions(flatten=True))
     return int(pc.sum(actions.column("num_records")).as_py() or 0)
 

@@ -143,6 +143,12 @@ def run_lens(model: Any, tok: Any, requests: Sequence[LensRequest], *, batch_siz
     return records
 
 
+def lens_word_ids(tok: Any, items: Sequence[Item]) -> dict[tuple[str, str], list[int]]:
+    """(item id, language) -> the word's corpus-form token ids: what :func:`pivot_sets` looks up in the lake's
+    co-occurrence (a device bundle exports the rows touching these ids)."""
+    return {(it.id, lang): corpus_form_ids(tok, w, lang) for it in items for lang, w in it.words.items()}
+
+
 def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *,
                tokenizer: str | None, window: int | None, top_n: int) -> tuple[dict[tuple[str, str, str],
                                                                                     frozenset[int]], dict[str, Any]]:
@@ -150,10 +156,7 @@ def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Se
     from pivot_spark.steps.pivots import PivotCandidateIndex, has_letters, pair_pivot_candidates, piece_width
     from training.evaluate import lake as lk
 
-    words: dict[tuple[str, str], list[int]] = {}
-    for it in items:
-        for lang, w in it.words.items():
-            words[(it.id, lang)] = corpus_form_ids(tok, w, lang)
+    words = lens_word_ids(tok, items)
     all_ids = {i for ids in words.values() for i in ids}
     cooc, used_window = lk.cooccurrence_near(lake, all_ids, window=window, tokenizer=tokenizer)
     stats = lk.token_doc_counts(lake, tokenizer)

@@ -1,0 +1,248 @@
+"""Device bundles: a pinned, trimmed, read-only export of the lake for a machine that has no Delta reader.
+
+A GPU machine lent for minutes (the ``gpu`` experiment preset) gets the project's code and a bundle, not the lake:
+neither the lake nor delta-rs (~50 MB) fits what travels there. A bundle holds
+
+* the exact Parquet data files of one pinned ``train_set`` version for the (selection, arm) pairs to train: byte
+  copies, read by the trainer as it reads them in the lake, listed with their partition values, row count, size
+  and sha256;
+* trimmed copies of small evaluator inputs (e.g. the ``cooccurrence`` rows touching the evaluation words), one
+  Parquet file per table, each with its source version and the filter that trimmed it;
+* the row counts of tables the evaluator only counts (``doc_tokens``);
+* SentencePiece models under ``_models/tokenizer/{hash}.model``, where a lake keeps them;
+* any further files the caller adds (the experiment's data set and facts);
+* ``bundle.json``: all of the above, with the lake it came from.
+
+``training.data.open_train_set`` and ``training.evaluate.lake`` accept a bundle wherever they accept a lake URI.
+A bundle is not a Delta table and nothing writes to it after :func:`export`, which builds it in a temporary folder
+beside the target and renames it into place: an interrupted export leaves the previous bundle (or none).
+This module imports neither deltalake nor pyspark (the machine reading a bundle has neither); :func:`export`
+takes an open :class:`pivot_spark.lake.Lake`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from pivot_spark.lake import Lake
+
+MANIFEST = "bundle.json"
+FORMAT = "pivot-spark-bundle/1"
+TOKENIZERS = "_models/tokenizer"
+
+
+def is_bundle(uri: str | os.PathLike[str]) -> bool:
+    """Whether ``uri`` is a local folder holding a bundle manifest (object-store URIs are lakes)."""
+    s = str(uri)
+    if "://" in s and not s.startswith("file://"):
+        return False
+    return (Path(s.removeprefix("file://")) / MANIFEST).is_file()
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """One table to copy trimmed: rows matching ``filter`` (pyarrow expression), ``columns`` (None: all);
+    ``why`` is recorded in the manifest."""
+
+    filter: pc.Expression | None
+    columns: Sequence[str] | None
+    why: str
+
+
+class Bundle:
+    """A bundle opened for reading."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, uri: str | os.PathLike[str]) -> Bundle:
+        root = Path(str(uri).removeprefix("file://")).resolve()
+        path = root / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{root} is not a bundle (no {MANIFEST}); make one with `pivot-spark experiment "
+                                    "--stage bundle`")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{path}: format {manifest.get('format')!r}, this code reads {FORMAT!r}")
+        return cls(root, manifest)
+
+    @property
+    def source(self) -> str:
+        """The lake the bundle was exported from."""
+        return str(self.manifest["lake"])
+
+    def table_uri(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def _table(self, name: str) -> dict[str, Any]:
+        tables = self.manifest["tables"]
+        if name not in tables:
+            raise FileNotFoundError(f"bundle {self.root} holds no table {name!r} (it has {sorted(tables)}): "
+                                    "export it with the data it is needed for")
+        return dict(tables[name])
+
+    def has(self, name: str) -> bool:
+        return name in self.manifest["tables"]
+
+    def version(self, name: str) -> int:
+        """The version of the lake table the bundle's copy was taken from."""
+        return int(self._table(name)["version"])
+
+    def files(self, name: str, partition: Mapping[str, str] | None = None) -> list[str]:
+        """Absolute paths of a table's data files whose partition values match every ``partition`` item."""
+        t = self._table(name)
+        want = dict(partition or {})
+        return [str(self.root / f["path"]) for f in t["files"]
+                if all(str(f.get("partition", {}).get(k)) == str(v) for k, v in want.items())]
+
+    def read(self, name: str, columns: Sequence[str] | None = None, filter: pc.Expression | None = None
+             ) -> pa.Table:
+        """A trimmed table's rows (its filter applied at export), with projection and a further filter."""
+        t = self._table(name)
+        if t["kind"] != "trimmed":
+            raise ValueError(f"bundle table {name!r} is a {t['kind']} copy; read its files()")
+        dataset = ds.dataset([str(self.root / f["path"]) for f in t["files"]], format="parquet")
+        return dataset.to_table(columns=list(columns) if columns else None, filter=filter)
+
+    def row_count(self, name: str) -> int:
+        """Rows of the source table at the exported version (also for tables exported as a count only)."""
+        return int(self._table(name)["source_rows"])
+
+    def verify(self) -> list[str]:
+        """Problems with the bundle's files (missing, other size or content than exported); empty when sound."""
+        problems = []
+        for name, t in self.manifest["tables"].items():
+            for f in t.get("files", []):
+                problems += _check(self.root / f["path"], f, f"{name}: {f['path']}")
+        for rel, f in self.manifest.get("files", {}).items():
+            problems += _check(self.root / rel, f, rel)
+        return problems
+
+
+def _check(path: Path, f: Mapping[str, Any], what: str) -> list[str]:
+    if not path.is_file():
+        return [f"{what} is missing"]
+    if path.stat().st_size != f["bytes"]:
+        return [f"{what}: {path.stat().st_size} bytes, exported {f['bytes']}"]
+    if sha256(path) != f["sha256"]:
+        return [f"{what}: content differs from the export (sha256)"]
+    return []
+
+
+def _entry(path: Path, rel: str, **extra: Any) -> dict[str, Any]:
+    return {"path": rel, "bytes": path.stat().st_size, "sha256": sha256(path), **extra}
+
+
+def export(lake: Lake, out: str | os.PathLike[str], *, train: Sequence[tuple[str, str]] = (),
+           trimmed: Mapping[str, Trimmed] | None = None, counts: Sequence[str] = (),
+           tokenizers: Sequence[str] = (), files: Mapping[str, str | os.PathLike[str]] | None = None,
+           meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write a bundle of ``lake`` at ``out`` (replacing one there) and return its manifest.
+
+    ``train``: (selection, arm) pairs of ``train_set`` (its latest version, pinned for all of them);
+    ``trimmed``: table name -> :class:`Trimmed`; ``counts``: tables exported as their row count only;
+    ``tokenizers``: SentencePiece hashes in the lake; ``files``: bundle-relative path -> local file.
+    """
+    from pivot_spark.models import tokenizer_path
+
+    target = Path(out).resolve()
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        tables: dict[str, Any] = {}
+        if train:
+            tables["train_set"] = _export_train(lake, tmp, train)
+        for name, spec in (trimmed or {}).items():
+            tables[name] = _export_trimmed(lake, tmp, name, spec)
+        for name in counts:
+            dt = lake.delta(name)
+            if dt is None:
+                raise FileNotFoundError(f"no {name} table in {lake.uri} to count")
+            actions = pa.table(dt.get_add_actions(flatten=True))
+            tables[name] = {"kind": "count", "version": dt.version(), "files": [],
+                            "source_rows": int(pc.sum(actions.column("num_records")).as_py() or 0)}
+        extra: dict[str, Any] = {}
+        for h in tokenizers:
+            rel = f"{TOKENIZERS}/{h}.model"
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tokenizer_path(lake.uri, h), tmp / rel)
+            extra[rel] = _entry(tmp / rel, rel)
+        for rel, src in (files or {}).items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / rel)
+            extra[rel] = _entry(tmp / rel, rel)
+        manifest = {"format": FORMAT, "lake": lake.uri, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "tables": tables, "files": {k: {kk: vv for kk, vv in v.items() if kk != "path"}
+                                                for k, v in extra.items()},
+                    "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()), "meta": dict(meta or {})}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_train(lake: Lake, tmp: Path, train: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    dt = lake.delta("train_set")
+    if dt is None:
+        raise FileNotFoundError(f"no train_set table in {lake.uri}: run `pivot-spark select`")
+    version = dt.version()
+    entries = []
+    for selection, arm in dict.fromkeys(train):
+        uris = lake.file_uris("train_set", version, [("selection", "=", selection), ("arm", "=", arm)])
+        if not uris:
+            raise ValueError(f"train_set version {version} has no rows for selection={selection!r} arm={arm!r}")
+        for uri in sorted(uris):
+            src = Path(uri.removeprefix("file://"))
+            rel = f"train_set/selection={selection}/arm={arm}/{src.name}"
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / rel)
+            entries.append(_entry(tmp / rel, rel, partition={"selection": selection, "arm": arm},
+                                  rows=pq.ParquetFile(tmp / rel).metadata.num_rows))
+    return {"kind": "files", "version": version, "files": entries,
+            "source_rows": sum(e["rows"] for e in entries)}
+
+
+def _export_trimmed(lake: Lake, tmp: Path, name: str, spec: Trimmed) -> dict[str, Any]:
+    dt = lake.delta(name)
+    if dt is None:
+        raise FileNotFoundError(f"no {name} table in {lake.uri} to export")
+    version = dt.version()
+    rows = lake.read_arrow(name, version, columns=list(spec.columns) if spec.columns else None, filter=spec.filter)
+    rel = f"tables/{name}.parquet"
+    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(rows, tmp / rel, compression="zstd")
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    return {"kind": "trimmed", "version": version, "why": spec.why,
+            "filter": None if spec.filter is None else str(spec.filter),
+            "files": [_entry(tmp / rel, rel, rows=rows.num_rows)],
+            "source_rows": int(pc.sum(actions.column("num_records")).as_py() or 0)}
