@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
 if TYPE_CHECKING:
     from pivot_spark.lake import Lake
@@ -183,9 +184,7 @@ def export(lake: Lake, out: str | os.PathLike[str], *, train: Sequence[tuple[str
             dt = lake.delta(name)
             if dt is None:
                 raise FileNotFoundError(f"no {name} table in {lake.uri} to count")
-            actions = pa.table(dt.get_add_actions(flatten=True))
-            tables[name] = {"kind": "count", "version": dt.version(), "files": [],
-                            "source_rows": int(pc.sum(actions.column("num_records")).as_py() or 0)}
+            tables[name] = {"kind": "count", "version": dt.version(), "files": [], "source_rows": _rows(dt)}
         extra: dict[str, Any] = {}
         for h in tokenizers:
             rel = f"{TOKENIZERS}/{h}.model"
@@ -222,14 +221,24 @@ def _export_train(lake: Lake, tmp: Path, train: Sequence[tuple[str, str]]) -> di
         if not uris:
             raise ValueError(f"train_set version {version} has no rows for selection={selection!r} arm={arm!r}")
         for uri in sorted(uris):
-            src = Path(uri.removeprefix("file://"))
-            rel = f"train_set/selection={selection}/arm={arm}/{src.name}"
+            rel = f"train_set/selection={selection}/arm={arm}/{uri.rsplit('/', 1)[-1]}"
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, tmp / rel)
+            _copy(uri, tmp / rel)
             entries.append(_entry(tmp / rel, rel, partition={"selection": selection, "arm": arm},
                                   rows=pq.ParquetFile(tmp / rel).metadata.num_rows))
     return {"kind": "files", "version": version, "files": entries,
             "source_rows": sum(e["rows"] for e in entries)}
+
+
+def _copy(uri: str, dst: Path) -> None:
+    """Copy one data file of the lake (local path, ``file://`` or an object store; credentials from the
+    environment, as the trainer reads them) to ``dst``."""
+    if "://" not in uri or uri.startswith("file://"):
+        shutil.copyfile(uri.removeprefix("file://"), dst)
+        return
+    fs, path = pafs.FileSystem.from_uri(uri)
+    with fs.open_input_stream(path) as src, open(dst, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def _export_trimmed(lake: Lake, tmp: Path, name: str, spec: Trimmed) -> dict[str, Any]:
@@ -241,8 +250,12 @@ def _export_trimmed(lake: Lake, tmp: Path, name: str, spec: Trimmed) -> dict[str
     rel = f"tables/{name}.parquet"
     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(rows, tmp / rel, compression="zstd")
-    actions = pa.table(dt.get_add_actions(flatten=True))
     return {"kind": "trimmed", "version": version, "why": spec.why,
             "filter": None if spec.filter is None else str(spec.filter),
-            "files": [_entry(tmp / rel, rel, rows=rows.num_rows)],
-            "source_rows": int(pc.sum(actions.column("num_records")).as_py() or 0)}
+            "files": [_entry(tmp / rel, rel, rows=rows.num_rows)], "source_rows": _rows(dt)}
+
+
+def _rows(dt: Any) -> int:
+    """Rows of a pinned Delta version from its log's per-file statistics (no data read)."""
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
