@@ -126,7 +126,7 @@ class Lake:
                 raise FileNotFoundError(f"table {table} not in lake {self.uri}")
             empty = schema.empty_table()
             return empty.select(columns) if columns else empty
-        ds = dt.to_pyarrow_dataset(partitions=list(partition_filters) if partition_filters else None)
+        ds = dt.to_pyarrow_dataset(file_pruning_predicate=list(partition_filters) if partition_filters else None)
         return ds.to_table(columns=columns, filter=filter)
 
     # -- commits --------------------------------------------------------------------------------------------------
