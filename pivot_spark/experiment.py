@@ -517,7 +517,7 @@ class Experiment:
             if not todo:
                 continue
             left = None if budget_s is None else budget_s - (time.perf_counter() - t_start)
-            if left is not None and k > 1 and max(took) > left:
+            if left is not None and len(took) > 1 and max(took) > left:  # the first model always starts
                 rest = [m.name for m in runs[k - 1:]]
                 self.step(f"time budget: {left:.0f} s left, a model took up to {max(took):.0f} s: not starting "
                           f"{', '.join(rest)}")
@@ -534,8 +534,9 @@ class Experiment:
         d = self.path("dataset")
         out = {"experiment/dataset/items-v1.jsonl": self.items_file(), "experiment/dataset/pairs.jsonl":
                d / "pairs.jsonl", "experiment/facts.json": self.path("facts.json")}
-        if self.subset_file() is not None:
-            out["experiment/dataset/corpus-items.txt"] = self.subset_file()  # type: ignore[assignment]
+        subset = self.subset_file()
+        if subset is not None:
+            out["experiment/dataset/corpus-items.txt"] = subset
         return out
 
     def export_bundle(self, out: Path) -> dict[str, Any]:
