@@ -62,6 +62,12 @@ def sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def dir_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of the files under ``path`` (0 when it is not a folder)."""
+    p = Path(path)
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
+
+
 @dataclass(frozen=True)
 class Trimmed:
     """One table to copy trimmed: rows matching ``filter`` (pyarrow expression), ``columns`` (None: all);
@@ -184,7 +190,8 @@ def export(lake: Lake, out: str | os.PathLike[str], *, train: Sequence[tuple[str
             dt = lake.delta(name)
             if dt is None:
                 raise FileNotFoundError(f"no {name} table in {lake.uri} to count")
-            tables[name] = {"kind": "count", "version": dt.version(), "files": [], "source_rows": _rows(dt)}
+            tables[name] = {"kind": "count", "version": dt.version(), "files": [],
+                            "source_rows": lake.row_count(name, dt.version())}
         extra: dict[str, Any] = {}
         for h in tokenizers:
             rel = f"{TOKENIZERS}/{h}.model"
@@ -198,7 +205,7 @@ def export(lake: Lake, out: str | os.PathLike[str], *, train: Sequence[tuple[str
         manifest = {"format": FORMAT, "lake": lake.uri, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "tables": tables, "files": {k: {kk: vv for kk, vv in v.items() if kk != "path"}
                                                 for k, v in extra.items()},
-                    "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()), "meta": dict(meta or {})}
+                    "bytes": dir_bytes(tmp), "meta": dict(meta or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
         old = target.parent / f".{target.name}.old-{os.getpid()}"
         if target.exists():
@@ -252,10 +259,4 @@ def _export_trimmed(lake: Lake, tmp: Path, name: str, spec: Trimmed) -> dict[str
     pq.write_table(rows, tmp / rel, compression="zstd")
     return {"kind": "trimmed", "version": version, "why": spec.why,
             "filter": None if spec.filter is None else str(spec.filter),
-            "files": [_entry(tmp / rel, rel, rows=rows.num_rows)], "source_rows": _rows(dt)}
-
-
-def _rows(dt: Any) -> int:
-    """Rows of a pinned Delta version from its log's per-file statistics (no data read)."""
-    actions = pa.table(dt.get_add_actions(flatten=True))
-    return int(pc.sum(actions.column("num_records")).as_py() or 0)
+            "files": [_entry(tmp / rel, rel, rows=rows.num_rows)], "source_rows": lake.row_count(name, version)}

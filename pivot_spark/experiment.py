@@ -546,7 +546,7 @@ class Experiment:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from pivot_spark.bundle import Trimmed, export
+        from pivot_spark.bundle import Trimmed, dir_bytes, export
         from pivot_spark.lake import Lake
         from pivot_spark.models import tokenizer_path
 
@@ -584,7 +584,7 @@ class Experiment:
                           tokenizers=[tok], files=self.bundle_files(),
                           meta={"recipe": self.r.name, "bundle_key": bundle_key(self.r)})
         self.step(f"bundle written: {manifest['bytes'] / 2**20:.1f} MiB in {out}")
-        tree, wheels = _tree_bytes(REPO_ROOT), _dir_bytes(REPO_ROOT / ".whl")
+        tree, wheels = _tree_bytes(REPO_ROOT), dir_bytes(REPO_ROOT / ".whl")
         total = (manifest["bytes"] + tree + wheels) / 2**20
         self.step(f"a device call carries ~{total:.1f} MiB: bundle {manifest['bytes'] / 2**20:.1f} + source tree "
                   f"{tree / 2**20:.1f} + .whl {wheels / 2**20:.1f} (the lent machines take {DEVICE_CARRY_MIB} MiB)"
@@ -809,10 +809,6 @@ def _small(counts: dict[str, Any]) -> dict[str, Any]:
 
 
 DEVICE_CARRY_MIB = 64  # what one call to a lent GPU machine carries here (docs/device.md)
-
-
-def _dir_bytes(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
 
 
 def _tree_bytes(root: Path) -> int:

@@ -37,12 +37,11 @@ PY
 "$py" -c "from pivot_spark.bundle import Bundle; import sys; p = Bundle.open(sys.argv[1]).verify(); \
 print('bundle verified' if not p else p); sys.exit(1 if p else 0)" "$bundle" || exit 3
 
-experiment() { "$py" -m pivot_spark.cli experiment --recipe "$recipe" --lake "$bundle" --workdir "$work" "$@"; }
+experiment=("$py" -m pivot_spark.cli experiment --recipe "$recipe" --lake "$bundle" --workdir "$work")
 # a hard stop a minute and a half past the budget (a model is then interrupted; what finished is kept)
-timeout --signal=INT $((budget + 90)) "$py" -m pivot_spark.cli experiment --recipe "$recipe" --lake "$bundle" \
-  --workdir "$work" --stage models --budget-s "$budget"
+timeout --signal=INT $((budget + 90)) "${experiment[@]}" --stage models --budget-s "$budget"
 models_rc=$?
-experiment --stage report
+"${experiment[@]}" --stage report
 report_rc=$?
 
 # everything but weights, checkpoints and tokenizer copies

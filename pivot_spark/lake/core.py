@@ -111,6 +111,18 @@ class Lake:
             return []
         return dt.file_uris(file_pruning_predicate=list(partition_filters) if partition_filters else None)
 
+    def row_count(self, table: str, version: int | None = None) -> int:
+        """Rows of a pinned version from the log's per-file statistics (a scan where a file has none); 0 when
+        the table does not exist."""
+        dt = self.delta(table, version)
+        if dt is None:
+            return 0
+        acts = dt.get_add_actions(flatten=True)
+        col = acts.column("num_records") if "num_records" in acts.schema.names else None
+        if col is not None and col.null_count == 0:
+            return int(sum(col.to_pylist()))
+        return int(dt.to_pyarrow_dataset().count_rows())
+
     def committed(self, table: str, app_id: str) -> bool:
         dt = self.delta(table)
         return dt is not None and (dt.transaction_version(app_id) or 0) >= 1

@@ -124,47 +124,63 @@ def filesystem(table_uri: str, storage_options: dict[str, str] | None = None) ->
 # One piece of a task's input for a direct read: a file of the pinned version, some of its row groups, and
 # the partition values its folder stands for.
 ReadPiece = tuple[str, list[int], dict[str, str | None]]
+# A row slice of one row group: (file, row group, first row, end row, partition values).
+RowSlice = tuple[str, int, int, int, dict[str, str | None]]
+
+
+def _active_files(lake: Lake, table: str, version: int | None, partition_filters: PartitionFilter | None
+                  ) -> list[tuple[str, dict[str, str | None]]]:
+    """(path, partition values) of the active files of a pinned version that pass ``partition_filters``."""
+    dt = lake.delta(table, version)
+    if dt is None:
+        return []
+    adds = pa.table(dt.get_add_actions(flatten=True))
+    pcols = [c for c in adds.column_names if c.startswith("partition.")]
+    out = []
+    for r in adds.select(["path", *pcols]).to_pylist():
+        pv = {c.removeprefix("partition."): (None if r[c] is None else str(r[c])) for c in pcols}
+        if all(_partition_match(pv.get(col), op, val) for col, op, val in partition_filters or []):
+            out.append((r["path"], pv))
+    return out
+
+
+def _deal(weighted: list[tuple[float, Any]], n_units: int) -> list[list[Any]]:
+    """Items dealt largest weight first, each to the unit with the least weight so far (ties: lowest index);
+    at most ``n_units`` units, none empty. ``weighted`` must already be in a deterministic order for ties."""
+    n = max(1, min(n_units, len(weighted)))
+    load = [0.0] * n
+    units: list[list[Any]] = [[] for _ in range(n)]
+    for weight, item in sorted(weighted, key=lambda t: -t[0]):  # stable: equal weights keep their order
+        i = min(range(n), key=lambda k: (load[k], k))
+        load[i] += weight
+        units[i].append(item)
+    return [u for u in units if u]
 
 
 def plan_read_units(lake: Lake, table: str, version: int | None, n_units: int,
                     partition_filters: PartitionFilter | None = None) -> list[list[ReadPiece]]:
     """Split the active files of ``table`` at ``version`` into at most ``n_units`` task inputs of similar size.
 
-    Row groups are the unit of work (their compressed sizes come from the Parquet footers); they are dealt to
+    Row groups are the unit of work (their uncompressed sizes come from the Parquet footers); they are dealt to
     units largest first, each to the unit with the fewest bytes so far, then grouped per file. Only for bridge
     tables, which are plain Parquet files with no deletion vectors: each unit is read with
     :func:`read_unit_batches` inside a Spark task, without a pass through the JVM.
     """
-    dt = lake.delta(table, version)
-    if dt is None:
-        return []
-    adds = pa.table(dt.get_add_actions(flatten=True))
-    pcols = [c for c in adds.column_names if c.startswith("partition.")]
-    rows = adds.select(["path", *pcols]).to_pylist()
-    keep: list[tuple[str, dict[str, str | None]]] = []
-    for r in rows:
-        pv = {c.removeprefix("partition."): (None if r[c] is None else str(r[c])) for c in pcols}
-        if all(_partition_match(pv.get(col), op, val) for col, op, val in partition_filters or []):
-            keep.append((r["path"], pv))
+    keep = _active_files(lake, table, version, partition_filters)
     fs, root = filesystem(lake.table_uri(table), lake.storage_options)
-    groups: list[tuple[int, str, int]] = []  # (bytes, path, row group)
+    groups: list[tuple[float, tuple[str, int]]] = []
     for path, _pv in keep:
         with fs.open_input_file(f"{root}/{path}") as f:
             md = pq.ParquetFile(f).metadata
-        groups += [(md.row_group(i).total_byte_size, path, i) for i in range(md.num_row_groups)]
-    n = max(1, min(n_units, len(groups)))
-    load = [0] * n
-    units: list[dict[str, list[int]]] = [{} for _ in range(n)]
-    for size, path, rg in sorted(groups, key=lambda g: (-g[0], g[1], g[2])):
-        i = min(range(n), key=lambda k: (load[k], k))
-        load[i] += size
-        units[i].setdefault(path, []).append(rg)
+        groups += [(md.row_group(i).total_byte_size, (path, i)) for i in range(md.num_row_groups)]
     pvs = dict(keep)
-    return [[(path, sorted(rgs), pvs[path]) for path, rgs in sorted(u.items())] for u in units if u]
-
-
-# A row slice of one row group: (file, row group, first row, end row, partition values).
-RowSlice = tuple[str, int, int, int, dict[str, str | None]]
+    out = []
+    for unit in _deal(sorted(groups, key=lambda g: g[1]), n_units):
+        per_file: dict[str, list[int]] = {}
+        for path, rg in unit:
+            per_file.setdefault(path, []).append(rg)
+        out.append([(path, sorted(rgs), pvs[path]) for path, rgs in sorted(per_file.items())])
+    return out
 
 
 def plan_row_slices(lake: Lake, table: str, version: int | None, n_units: int, weight_column: str,
@@ -173,22 +189,14 @@ def plan_row_slices(lake: Lake, table: str, version: int | None, n_units: int, w
     cutting row groups into slices: rows are grouped into slices of about ``total / (4 n_units)`` weight (a
     heavier row is a slice of its own), and slices are dealt largest first to the lightest unit. For tables whose
     row costs differ a lot (multi-MB manual pages among short descriptions). Reads only the weight column."""
-    dt = lake.delta(table, version)
-    if dt is None:
-        return []
-    adds = pa.table(dt.get_add_actions(flatten=True))
-    pcols = [c for c in adds.column_names if c.startswith("partition.")]
     fs, root = filesystem(lake.table_uri(table), lake.storage_options)
     groups: list[tuple[str, int, Any, dict[str, str | None]]] = []
-    for r in adds.select(["path", *pcols]).to_pylist():
-        pv = {c.removeprefix("partition."): (None if r[c] is None else str(r[c])) for c in pcols}
-        if not all(_partition_match(pv.get(col), op, val) for col, op, val in partition_filters or []):
-            continue
-        with fs.open_input_file(f"{root}/{r['path']}") as f:
+    for path, pv in _active_files(lake, table, version, partition_filters):
+        with fs.open_input_file(f"{root}/{path}") as f:
             pf = pq.ParquetFile(f)
             for rg in range(pf.metadata.num_row_groups):
                 w = pf.read_row_group(rg, columns=[weight_column]).column(0).fill_null(0).to_numpy()
-                groups.append((r["path"], rg, w, pv))
+                groups.append((path, rg, w, pv))
     total = float(sum(g[2].sum() for g in groups)) or 1.0
     target = total / max(4 * n_units, 1)
     slices: list[tuple[float, RowSlice]] = []
@@ -201,31 +209,31 @@ def plan_row_slices(lake: Lake, table: str, version: int | None, n_units: int, w
             acc += float(x)
         if start < len(w):
             slices.append((acc, (path, rg, start, len(w), pv)))
-    n = max(1, min(n_units, len(slices)))
-    load = [0.0] * n
-    units: list[list[RowSlice]] = [[] for _ in range(n)]
-    for weight, sl in sorted(slices, key=lambda t: (-t[0], t[1][0], t[1][1], t[1][2])):
-        i = min(range(n), key=lambda k: (load[k], k))
-        load[i] += weight
-        units[i].append(sl)
-    return [sorted(u, key=lambda sl: (sl[0], sl[1], sl[2])) for u in units if u]
+    units = _deal(sorted(slices, key=lambda t: (t[1][0], t[1][1], t[1][2])), n_units)
+    return [sorted(u, key=lambda sl: (sl[0], sl[1], sl[2])) for u in units]
+
+
+def _with_partitions(t: pa.Table | pa.RecordBatch, table: str, columns: list[str], pv: dict[str, str | None]
+                     ) -> pa.RecordBatch:
+    """``columns`` of rows read from one file, the partition columns filled in from its folder's values (typed
+    by the table schema)."""
+    schema, partition_by = TABLES[table]
+    if isinstance(t, pa.RecordBatch):
+        t = pa.Table.from_batches([t])
+    arrays = [pa.array([pv.get(c)] * t.num_rows, schema.field(c).type) if c in partition_by
+              else t.column(c).combine_chunks() for c in columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([schema.field(c) for c in columns]))
 
 
 def read_slice_batches(table_uri: str, table: str, unit: list[RowSlice], columns: list[str],
                        storage_options: dict[str, str] | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of one unit of :func:`plan_row_slices` (partition columns filled in), read with pyarrow."""
-    schema, partition_by = TABLES[table]
     fs, root = filesystem(table_uri, storage_options)
-    file_cols = [c for c in columns if c not in partition_by]
-    out_schema = pa.schema([schema.field(c) for c in columns])
+    file_cols = [c for c in columns if c not in TABLES[table][1]]
     for path, rg, start, stop, pv in unit:
         with fs.open_input_file(f"{root}/{path}") as f:
             t = pq.ParquetFile(f).read_row_group(rg, columns=file_cols).slice(start, stop - start)
-        arrays = {c: t.column(c).combine_chunks() for c in file_cols}
-        for c in columns:
-            if c in partition_by:
-                arrays[c] = pa.array([pv.get(c)] * t.num_rows, schema.field(c).type)
-        yield pa.RecordBatch.from_arrays([arrays[c] for c in columns], schema=out_schema)
+        yield _with_partitions(t, table, columns, pv)
 
 
 def _partition_match(value: str | None, op: str, target: Any) -> bool:
@@ -241,19 +249,13 @@ def read_unit_batches(table_uri: str, table: str, unit: list[ReadPiece], columns
                       ) -> Iterator[pa.RecordBatch]:
     """The rows of one read unit as Arrow batches with ``columns`` (partition columns filled in from the
     folder's values, typed by the table schema), straight from the Parquet files (runs inside a task)."""
-    schema, partition_by = TABLES[table]
     fs, root = filesystem(table_uri, storage_options)
-    file_cols = [c for c in columns if c not in partition_by]
+    file_cols = [c for c in columns if c not in TABLES[table][1]]
     for path, row_groups, pv in unit:
         with fs.open_input_file(f"{root}/{path}") as f:
             for b in pq.ParquetFile(f).iter_batches(batch_size=batch_size, row_groups=row_groups,
                                                      columns=file_cols):
-                arrays = {c: b.column(c) for c in file_cols}
-                for c in columns:
-                    if c in partition_by:
-                        arrays[c] = pa.array([pv.get(c)] * b.num_rows, schema.field(c).type)
-                yield pa.RecordBatch.from_arrays([arrays[c] for c in columns],
-                                                 schema=pa.schema([schema.field(c) for c in columns]))
+                yield _with_partitions(b, table, columns, pv)
 
 
 def make_file_writer(table_uri: str, table: str, file_prefix: str,

@@ -414,7 +414,8 @@ def _route(rb: pa.RecordBatch, n: int) -> Iterator[tuple[int, bytes]]:
 
 
 def _unit_bytes(lake: Lake, unit: list[ReadPiece]) -> int:
-    """Compressed bytes of a read unit's row groups (for sizing the reduce side)."""
+    """Uncompressed bytes of a read unit's row groups (for sizing the reduce side; re-reads the footers
+    ``plan_read_units`` read, which on the driver costs one small read per file)."""
     import pyarrow.parquet as pq
 
     from pivot_spark.lake.spark import filesystem

@@ -13,14 +13,7 @@ from pivot_spark.schemas import TABLES
 
 
 def table_rows(lake: Lake, table: str) -> int:
-    dt = lake.delta(table)
-    if dt is None:
-        return 0
-    acts = dt.get_add_actions(flatten=True)
-    col = acts.column("num_records") if "num_records" in acts.schema.names else None
-    if col is not None and col.null_count == 0:
-        return int(sum(col.to_pylist()))
-    return dt.to_pyarrow_dataset().count_rows()
+    return lake.row_count(table)
 
 
 def print_status(cfg: PivotConfig, *, n_runs: int = 10) -> dict[str, dict[str, int | None]]:
