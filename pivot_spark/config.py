@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
@@ -50,12 +50,82 @@ class CorpusConfig(_Section):
     max_pages_per_source: int | None = None
 
 
+class IngestFields(_Section):
+    """Which record field each ``documents`` column comes from: a field name, a dotted path into nested objects
+    (``metadata.url``), a list of them (the first present wins) or null (never). ``metadata``: ``"*"`` for every
+    field not mapped (as a JSON object), a field path for that field, or null."""
+
+    text: str | list[str] = "text"
+    id: str | list[str] | None = "id"
+    source: str | list[str] | None = "source"
+    uri: str | list[str] | None = "uri"
+    lang_hint: str | list[str] | None = "lang_hint"
+    align_group: str | list[str] | None = "align_group"
+    metadata: str | None = "*"
+
+
+# Field mappings of published corpora (``ingest.format_preset``); keys set in ``ingest.fields`` win over these.
+FORMAT_PRESETS: dict[str, dict[str, Any]] = {
+    # Dolma: {"id", "text", "source", "added", "created", "metadata": {...}}, *.json.gz JSON Lines
+    "dolma": {"text": "text", "id": "id", "source": "source", "uri": "metadata.url",
+              "lang_hint": "metadata.language", "align_group": None, "metadata": "*"},
+    # FineWeb-2 Parquet: text, id, dump, url, date, file_path, language, language_score, language_script, ...
+    "fineweb2": {"text": "text", "id": "id", "source": None, "uri": "url", "lang_hint": "language",
+                 "align_group": None, "metadata": "*"},
+}
+
+INPUT_FORMATS = ("auto", "jsonl", "json", "parquet", "text", "warc")
+
+
 class IngestConfig(_Section):
-    input: str | None = Field(None, description="file or folder; the smoke preset points at the test fixture")
+    input: str | None = Field(None, description="file or folder URI: a path, file://, s3://, gs://, hdfs://, "
+                              "abfs://, az://; the smoke preset points at the test fixture")
     snapshot: str | None = Field(None, description="partition label; default: derived from the run id")
     max_text_bytes: int = 2_000_000
     raw_preview_chars: int = 500
-    files_per_task: int = 1
+    format: Literal["auto", "jsonl", "json", "parquet", "text", "warc"] = Field(
+        "auto", description="auto: by file name (.jsonl/.ndjson/.json[.gz|.zst|.bz2], .parquet, .txt, "
+        ".warc[.gz]); a format name reads every file as that format")
+    format_preset: Literal["dolma", "fineweb2"] | None = Field(
+        None, description="field mapping of a published corpus; keys given in ingest.fields override it")
+    fields: IngestFields = Field(default_factory=IngestFields)
+    source: str | None = Field(None, description="source of records without one; default: the input's last "
+                               "path component")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="object-store options for the input (delta-rs key names, e.g. "
+        "AWS_ENDPOINT_URL, AWS_REGION); empty: lake.storage_options. Secret keys are redacted wherever the "
+        "config is printed or stored; prefer the environment for credentials")
+    exclude: list[str] = Field(
+        default_factory=lambda: [".*", "_*", "*.partial", "MANIFEST.json"],
+        description="shell patterns; a file is left out when any component of its path below the input matches")
+    partitions: int | None = Field(None, description="read tasks; default 4 per core, at most one per unit")
+    parquet_split_bytes: int = Field(
+        256 * 1024 * 1024, description="Parquet files larger than this are read as row-group ranges of about "
+        "this many compressed bytes, one task unit each")
+    dedup_broadcast_rows: int = Field(
+        2_000_000, description="up to this many duplicates are dropped with a broadcast anti-join (no shuffle "
+        "of the documents); more are handled with a shuffled semi-join on the surviving keys")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_format_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("format_preset"):
+            preset = FORMAT_PRESETS.get(data["format_preset"])
+            if preset is not None:
+                given = data.get("fields") or {}
+                if isinstance(given, BaseModel):
+                    given = given.model_dump(exclude_unset=True)
+                data = {**data, "fields": {**preset, **given}}
+        return data
+
+    @field_serializer("storage_options", when_used="json")
+    def _redact(self, options: dict[str, str]) -> dict[str, str]:
+        from pivot_spark.io.fs import redact_options
+
+        return redact_options(options)
+
+    def effective_storage_options(self, lake: LakeConfig) -> dict[str, str]:
+        return dict(self.storage_options or lake.storage_options)
 
 
 class LangIdConfig(_Section):

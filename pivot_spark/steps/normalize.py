@@ -1,61 +1,154 @@
-"""Ingest steps: read raw records from local files, validate and normalize them.
+"""Ingest steps: map raw records to the ``documents`` columns, validate and normalize them.
 
-Each raw record becomes either a document row or a quarantine row with a reason, never an exception: a job that
-reads a million records must not die on record 999,999. Reasons are data (``Reason``), counted per run.
+Each raw record (:mod:`pivot_spark.io.readers`) becomes a document row, a quarantine row with a reason, or, for
+records that are by design not documents (WARC requests, redirects), a skipped row counted by reason; never an
+exception: a job that reads a million records must not die on record 999,999. Reasons are data (``Reason``),
+counted per run.
+
+Field mapping (``ingest.fields``, datatrove-adapter style): each of ``text``, ``id``, ``source``, ``uri``,
+``lang_hint`` and ``align_group`` names the record field it comes from: a dotted path into nested objects
+(``metadata.url``), a list of such paths (the first one present wins) or null (never mapped). ``metadata`` is
+``"*"`` (every field not mapped, as a JSON object), a field path (that field, as JSON) or null (none).
+Text files and WARC records come out of their readers with the project's own field names and are not mapped.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
-import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
+from pivot_spark.io.readers import (
+    SKIP_REASONS,
+    RawRecord,
+    Reason,
+    Unit,
+    detect_format,
+    open_stream,
+    read_unit,
+)
 
-class Reason(StrEnum):
-    MALFORMED_JSON = "malformed_json"
-    INVALID_UTF8 = "invalid_utf8"
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_TEXT = "missing_text"
-    NON_STRING_TEXT = "non_string_text"
-    EMPTY_TEXT = "empty_text"
-    TEXT_TOO_LARGE = "text_too_large"
-    UNREADABLE_FILE = "unreadable_file"
+__all__ = ["Reason", "RawRecord", "FieldMap", "DEFAULT_FIELDS", "INGEST_ROW", "validate_record", "ingest_units",
+           "ingest_files", "list_input_files", "normalize_text", "content_hash", "doc_id_of"]
 
-
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".ndjson.gz", ".ndjson.zst")
-SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", ".txt")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.bz2", ".ndjson", ".ndjson.gz", ".ndjson.zst",
+                  ".ndjson.bz2")
 
 # C0/C1 control characters except tab and newline; also lone surrogates cannot occur after strict decoding.
 _CONTROL = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]")
-KNOWN_FIELDS = ("id", "text", "source", "uri", "lang_hint", "align_group")
+
+MAPPED = ("text", "id", "source", "uri", "lang_hint", "align_group")
+# The project's own record format (the corpus builder writes it): every field under its column name.
+DEFAULT_FIELDS: dict[str, Any] = {"text": "text", "id": "id", "source": "source", "uri": "uri",
+                                  "lang_hint": "lang_hint", "align_group": "align_group", "metadata": "*"}
+
+Path_ = tuple[str, ...]
 
 
-def supported(path: str) -> bool:
-    return path.lower().endswith(SUPPORTED_SUFFIXES)
+def _paths(spec: str | Sequence[str] | None) -> tuple[Path_, ...]:
+    if spec is None:
+        return ()
+    items = [spec] if isinstance(spec, str) else list(spec)
+    return tuple(tuple(s.split(".")) for s in items if s)
 
 
-def list_input_files(root: str | os.PathLike[str]) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of every supported file under ``root`` (or ``root`` itself), sorted by path."""
-    p = Path(root)
-    if not p.exists():
-        raise FileNotFoundError(f"ingest input {root} does not exist: pass --input PATH (a file or a folder)")
-    files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
-    out = [(str(q.resolve()), q.stat().st_size, q.stat().st_mtime_ns) for q in files if supported(str(q))]
-    if not out:
-        raise FileNotFoundError(f"no {', '.join(SUPPORTED_SUFFIXES)} files under {root}")
-    return out
+def _get(obj: Mapping[str, Any], path: Path_) -> Any:
+    cur: Any = obj
+    for k in path:
+        if not isinstance(cur, Mapping) or k not in cur:
+            return None
+        cur = cur[k]
+    return cur
+
+
+def _pop(d: dict[str, Any], path: Path_) -> None:
+    k = path[0]
+    if k not in d:
+        return
+    if len(path) == 1:
+        del d[k]
+        return
+    child = d[k]
+    if isinstance(child, Mapping):
+        child = dict(child)
+        _pop(child, path[1:])
+        if child:
+            d[k] = child
+        else:
+            del d[k]
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where each ``documents`` column comes from in a record (see the module docstring)."""
+
+    text: tuple[Path_, ...]
+    id: tuple[Path_, ...]
+    source: tuple[Path_, ...]
+    uri: tuple[Path_, ...]
+    lang_hint: tuple[Path_, ...]
+    align_group: tuple[Path_, ...]
+    metadata: Path_ | None  # a field path, or None
+    metadata_rest: bool  # metadata is "*": every field not mapped
+
+    @classmethod
+    def from_config(cls, fields: Mapping[str, Any]) -> FieldMap:
+        spec = {**DEFAULT_FIELDS, **dict(fields)}
+        meta = spec.get("metadata")
+        return cls(text=_paths(spec.get("text")), id=_paths(spec.get("id")), source=_paths(spec.get("source")),
+                   uri=_paths(spec.get("uri")), lang_hint=_paths(spec.get("lang_hint")),
+                   align_group=_paths(spec.get("align_group")),
+                   metadata=tuple(meta.split(".")) if meta and meta != "*" else None,
+                   metadata_rest=meta == "*")
+
+    def first(self, obj: Mapping[str, Any], paths: tuple[Path_, ...]) -> Any:
+        for p in paths:
+            v = _get(obj, p)
+            if v is not None:
+                return v
+        return None
+
+    def columns(self) -> list[str] | None:
+        """Top-level fields a columnar reader must read; None: all of them (metadata is "the rest")."""
+        if self.metadata_rest:
+            return None
+        tops = {p[0] for k in MAPPED for p in getattr(self, k)}
+        if self.metadata:
+            tops.add(self.metadata[0])
+        return sorted(tops)
+
+    def metadata_of(self, obj: Mapping[str, Any]) -> str | None:
+        if self.metadata_rest:
+            rest = dict(obj)
+            for k in MAPPED:
+                for p in getattr(self, k):
+                    _pop(rest, p)
+            return json.dumps(rest, ensure_ascii=False, default=str, sort_keys=True) if rest else None
+        if self.metadata is None:
+            return None
+        v = _get(obj, self.metadata)
+        if v is None:
+            return None
+        if isinstance(v, str):
+            try:
+                parsed = json.loads(v)
+            except ValueError:
+                parsed = None
+            v = parsed if isinstance(parsed, dict) else {self.metadata[-1]: v}
+        elif not isinstance(v, Mapping):
+            v = {self.metadata[-1]: v}
+        return json.dumps(v, ensure_ascii=False, default=str, sort_keys=True) if v else None
+
+
+DEFAULT_MAP = FieldMap.from_config(DEFAULT_FIELDS)
 
 
 def normalize_text(text: str) -> str:
@@ -73,62 +166,18 @@ def doc_id_of(source: str, text_hash: str) -> str:
     return hashlib.sha256(f"{source}\x00{text_hash}".encode()).hexdigest()[:24]
 
 
-@dataclass(frozen=True)
-class RawRecord:
-    uri: str
-    record: int  # 1-based record number within the file (line number for JSON Lines)
-    data: bytes | dict[str, Any] | None  # bytes: a JSON line; dict: a parsed row (Parquet, txt); None: file error
-    error: str | None = None
-
-
-def _open_binary(path: str) -> io.BufferedIOBase:
-    low = path.lower()
-    if low.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if low.endswith(".zst"):
-        import zstandard
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))  # type: ignore[arg-type]
-    return open(path, "rb")
-
-
-def read_raw_records(path: str, source_default: str) -> Iterator[RawRecord]:
-    """Yield the raw records of one file; a file that breaks mid-way yields one UNREADABLE_FILE record at the end."""
-    low = path.lower()
-    n = 0
-    try:
-        if low.endswith(".parquet"):
-            pf = pq.ParquetFile(path)
-            for rb in pf.iter_batches(batch_size=1024):
-                for row in rb.to_pylist():
-                    n += 1
-                    yield RawRecord(path, n, row)
-        elif low.endswith(".txt"):
-            raw = Path(path).read_bytes()
-            n = 1
-            try:
-                yield RawRecord(path, 1, {"text": raw.decode("utf-8"), "id": Path(path).name})
-            except UnicodeDecodeError:
-                yield RawRecord(path, 1, raw)  # validated (and quarantined) like a JSON line would be
-        else:
-            with _open_binary(path) as f:
-                for line in f:
-                    n += 1
-                    if line.strip():
-                        yield RawRecord(path, n, line.rstrip(b"\r\n"))
-    except Exception as e:  # corrupt archive, truncated file, unreadable Parquet
-        yield RawRecord(path, n + 1, None, f"{type(e).__name__}: {e}")
-
-
 @dataclass
 class Outcome:
     doc: dict[str, Any] | None = None
     reason: Reason | None = None
     raw: str | None = None
-    detail: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.reason in SKIP_REASONS
 
 
-def _preview(raw: bytes | dict[str, Any] | None, limit: int) -> str | None:
+def _preview(raw: Any, limit: int) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, bytes):
@@ -136,16 +185,18 @@ def _preview(raw: bytes | dict[str, Any] | None, limit: int) -> str | None:
     return json.dumps(raw, ensure_ascii=False, default=str)[:limit]
 
 
-def validate_record(rec: RawRecord, *, source_default: str, max_text_bytes: int, preview_chars: int) -> Outcome:
-    """Turn one raw record into a normalized document dict or a quarantine reason."""
+def validate_record(rec: RawRecord, *, source_default: str, max_text_bytes: int, preview_chars: int,
+                    fields: FieldMap = DEFAULT_MAP) -> Outcome:
+    """Turn one raw record into a normalized document dict or a reason (quarantine or skip)."""
+    if rec.reason is not None:
+        raw = _preview(rec.data, preview_chars) if rec.data is not None else (rec.error or "")[:preview_chars]
+        return Outcome(reason=rec.reason, raw=raw)
     if rec.data is None:
-        return Outcome(reason=Reason.UNREADABLE_FILE, raw=rec.error)
+        return Outcome(reason=Reason.UNREADABLE_FILE, raw=(rec.error or "")[:preview_chars])
     if isinstance(rec.data, bytes):
         try:
             line = rec.data.decode("utf-8")
         except UnicodeDecodeError:
-            if rec.uri.lower().endswith(".txt"):
-                return Outcome(reason=Reason.INVALID_UTF8, raw=_preview(rec.data, preview_chars))
             return Outcome(reason=Reason.INVALID_UTF8, raw=_preview(rec.data, preview_chars))
         try:
             obj = json.loads(line)
@@ -155,9 +206,10 @@ def validate_record(rec: RawRecord, *, source_default: str, max_text_bytes: int,
         obj = rec.data
     if not isinstance(obj, dict):
         return Outcome(reason=Reason.NOT_AN_OBJECT, raw=_preview(rec.data, preview_chars))
-    if "text" not in obj or obj["text"] is None:
+    fm = DEFAULT_MAP if rec.canonical else fields
+    text = fm.first(obj, fm.text)
+    if text is None:
         return Outcome(reason=Reason.MISSING_TEXT, raw=_preview(rec.data, preview_chars))
-    text = obj["text"]
     if not isinstance(text, str):
         return Outcome(reason=Reason.NON_STRING_TEXT, raw=_preview(rec.data, preview_chars))
     if len(text.encode("utf-8", errors="surrogatepass")) > max_text_bytes:
@@ -169,28 +221,33 @@ def validate_record(rec: RawRecord, *, source_default: str, max_text_bytes: int,
     text = normalize_text(text)
     if not text.strip():
         return Outcome(reason=Reason.EMPTY_TEXT, raw=_preview(rec.data, preview_chars))
-    source: str = obj["source"] if isinstance(obj.get("source"), str) else source_default
+    src = fm.first(obj, fm.source)
+    source: str = src if isinstance(src, str) else source_default
     h = content_hash(text)
-    rid = obj.get("id")
-    meta = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
+    rid = fm.first(obj, fm.id)
+    uri = fm.first(obj, fm.uri)
+    lang = fm.first(obj, fm.lang_hint)
+    group = fm.first(obj, fm.align_group)
     return Outcome(doc={
         "doc_id": doc_id_of(source, h),
         "record_id": None if rid is None else str(rid),
         "source": source,
-        "uri": obj.get("uri") if isinstance(obj.get("uri"), str) else f"{rec.uri}#{rec.record}",
+        "uri": uri if isinstance(uri, str) else f"{rec.uri}#{rec.record}",
         "text": text,
         "n_bytes": len(text.encode("utf-8")),
         "content_hash": h,
-        "lang_hint": obj.get("lang_hint") if isinstance(obj.get("lang_hint"), str) else None,
-        "align_group": str(obj["align_group"]) if obj.get("align_group") is not None else None,
-        "metadata": json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True) if meta else None,
+        "lang_hint": lang if isinstance(lang, str) else None,
+        "align_group": str(group) if group is not None else None,
+        "metadata": fm.metadata_of(obj),
     })
 
 
-# One row per raw record: either a document (kind="doc") or a quarantine entry (kind="quarantine").
+# One row per raw record: a document (kind "doc"), a quarantine entry ("quarantine") or a skipped record
+# ("skip": counted by reason, not written).
 INGEST_ROW = pa.schema([
     pa.field("kind", pa.string()),
     pa.field("file", pa.string()),
+    pa.field("file_no", pa.int64()),
     pa.field("record", pa.int64()),
     pa.field("doc_id", pa.string()),
     pa.field("record_id", pa.string()),
@@ -207,22 +264,57 @@ INGEST_ROW = pa.schema([
 ])
 
 
-def ingest_files(paths: list[str], *, source_default: str, max_text_bytes: int, preview_chars: int,
-                 batch_rows: int = 2000) -> Iterator[pa.RecordBatch]:
-    """Read, validate and normalize every record of ``paths``; yields INGEST_ROW batches."""
+def ingest_units(fs: pafs.FileSystem, units: Sequence[Unit], *, source_default: str, max_text_bytes: int,
+                 preview_chars: int, fields: FieldMap = DEFAULT_MAP, batch_rows: int = 2000
+                 ) -> Iterator[pa.RecordBatch]:
+    """Read, map, validate and normalize every record of ``units``; yields INGEST_ROW batches."""
     rows: list[dict[str, Any]] = []
-    for path in paths:
-        for rec in read_raw_records(path, source_default):
+    columns = fields.columns()
+    for unit in units:
+        for rec in read_unit(fs, unit, columns=columns):
             o = validate_record(rec, source_default=source_default, max_text_bytes=max_text_bytes,
-                                preview_chars=preview_chars)
+                                preview_chars=preview_chars, fields=fields)
+            base = {"file": unit.uri, "file_no": unit.file_no, "record": rec.record}
             if o.doc is not None:
-                rows.append({"kind": "doc", "file": path, "record": rec.record, **o.doc})
+                rows.append({"kind": "doc", **base, **o.doc})
             else:
                 assert o.reason is not None
-                rows.append({"kind": "quarantine", "file": path, "record": rec.record, "source": source_default,
+                rows.append({"kind": "skip" if o.skipped else "quarantine", **base, "source": source_default,
                              "uri": f"{rec.uri}#{rec.record}", "reason": o.reason.value, "raw": o.raw})
             if len(rows) >= batch_rows:
                 yield pa.RecordBatch.from_pylist(rows, schema=INGEST_ROW)
                 rows = []
     if rows:
         yield pa.RecordBatch.from_pylist(rows, schema=INGEST_ROW)
+
+
+def list_input_files(root: str, storage_options: Mapping[str, str] | None = None, *,
+                     exclude: Sequence[str] = (), forced_format: str | None = None) -> list[tuple[str, int, int]]:
+    """(uri, size, mtime_ns) of every file in an input format under ``root`` (or ``root`` itself), by path."""
+    from pivot_spark.io.fs import list_files, location
+
+    files, _ = list_files(location(root, storage_options), exclude=exclude)
+    return [(f.uri, f.size, f.mtime_ns) for f in files
+            if detect_format(f.path.rsplit("/", 1)[-1], forced_format) is not None]
+
+
+def ingest_files(paths: Sequence[str], *, source_default: str, max_text_bytes: int, preview_chars: int,
+                 fields: FieldMap = DEFAULT_MAP, storage_options: Mapping[str, str] | None = None
+                 ) -> Iterator[pa.RecordBatch]:
+    """:func:`ingest_units` over whole files given by URI (each file one unit, in the order given)."""
+    from pivot_spark.io.fs import location
+
+    by_fs: list[tuple[pafs.FileSystem, Unit]] = []
+    for i, p in enumerate(paths):
+        loc = location(p, storage_options)
+        kind = detect_format(loc.root.rsplit("/", 1)[-1]) or ("jsonl", None)
+        by_fs.append((loc.fs, Unit(i, loc.root, loc.uri(loc.root), 0, kind[0], kind[1])))
+    for fs, unit in by_fs:
+        yield from ingest_units(fs, [unit], source_default=source_default, max_text_bytes=max_text_bytes,
+                                preview_chars=preview_chars, fields=fields)
+
+
+def _open_binary(path: str) -> io.BufferedReader:
+    """A local file, decompressed by its suffix (kept for the benchmarks' corpus subsetting)."""
+    kind = detect_format(path.rsplit("/", 1)[-1])
+    return open_stream(pafs.LocalFileSystem(), path, kind[1] if kind else None)
