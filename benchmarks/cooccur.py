@@ -51,8 +51,9 @@ from _common import (
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.annotate import annotate
-from pivot_spark.pipeline.graph import content_and_stops, cooccur
+from pivot_spark.pipeline.cooccur import cooccur
 from pivot_spark.steps.cooccur import keep_mask
+from pivot_spark.steps.tokenize import content_and_stops
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -81,7 +82,7 @@ def annotated_lake(workdir: Path, corpus: Path, mb: float, vocab: int, tokenizer
 
 
 def naive_pairs(spark: SparkSession, cfg: PivotConfig, model: Path, window: int) -> DataFrame:
-    """The textbook DataFrame formulation of :func:`pivot_spark.pipeline.graph.cooccur`'s pair counts."""
+    """The textbook DataFrame formulation of :func:`pivot_spark.pipeline.cooccur.cooccur`'s pair counts."""
     from pyspark.sql import functions as F
 
     from pivot_spark.lake.spark import read_table

@@ -93,7 +93,7 @@ def annotate(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt
 def cooccur(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
             overrides: Overrides = None) -> None:
     """Windowed token co-occurrence counts of new snapshots -> `cooccurrence`, `token_stats`."""
-    from pivot_spark.pipeline.graph import cooccur as job
+    from pivot_spark.pipeline.cooccur import cooccur as job
 
     _run(lambda: job(_cfg(config, lake, run_id, overrides)))
 
@@ -104,7 +104,7 @@ def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines:
                  config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
                  overrides: Overrides = None) -> None:
     """Co-occurrence of word pairs (e.g. the evaluation dictionary) -> `pair_cooccurrence`."""
-    from pivot_spark.pipeline.graph import pair_cooccur as job
+    from pivot_spark.pipeline.pair_cooccur import pair_cooccur as job
 
     _run(lambda: job(_cfg(config, lake, run_id, overrides), pairs))
 
@@ -113,7 +113,7 @@ def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines:
 def pivots(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
            overrides: Overrides = None) -> None:
     """Discover the semantic pivot set (hub tokens of the cross-lingual co-occurrence graph) -> `pivots`."""
-    from pivot_spark.pipeline.graph import pivots as job
+    from pivot_spark.pipeline.pivots import pivots as job
 
     _run(lambda: job(_cfg(config, lake, run_id, overrides)))
 
@@ -122,7 +122,7 @@ def pivots(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt =
 def score(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
           overrides: Overrides = None) -> None:
     """Each document's pivot proportion for a pivot set -> `doc_pivot`."""
-    from pivot_spark.pipeline.graph import score as job
+    from pivot_spark.pipeline.score import score as job
 
     _run(lambda: job(_cfg(config, lake, run_id, overrides)))
 
@@ -131,7 +131,7 @@ def score(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = 
 def select(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
            overrides: Overrides = None) -> None:
     """A named selection with `pivot`/`random`(/`langmatch`) arms at one token budget -> `train_set`."""
-    from pivot_spark.pipeline.graph import select as job
+    from pivot_spark.pipeline.select import select as job
 
     _run(lambda: job(_cfg(config, lake, run_id, overrides)))
 

@@ -14,8 +14,8 @@ import importlib
 
 PRELOAD = (
     "numpy", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.ipc", "pandas", "sentencepiece",
-    "fasttext", "pivot_spark.steps.annotate", "pivot_spark.steps.cooccur", "pivot_spark.pipeline.graph",
-    "pivot_spark.lake.spark",
+    "fasttext", "pivot_spark.steps.annotate", "pivot_spark.steps.cooccur", "pivot_spark.steps.cooccur_packed",
+    "pivot_spark.lake.spark", "pivot_spark.pipeline.annotate", "pivot_spark.pipeline.cooccur",
 )
 
 

@@ -1,7 +1,8 @@
 """Table contracts of the lake, as Arrow schemas.
 
-These names and columns are a contract (see docs/architecture): the Spark jobs, the trainer and the evaluator
-all read them. This module imports neither pyspark nor torch, so every side can use it.
+These names and columns are a contract between the Spark jobs, the trainer and the evaluator, which all read
+them (docs/pipeline.md lists the columns added beyond the original table design). This module imports neither
+pyspark nor torch, so every side can use it.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ TRAIN_SET = pa.schema(
     ]
 )
 
+# One (snapshot, window) pair counted by a cooccur run.
+COUNTED = pa.struct([pa.field("snapshot", pa.string()), pa.field("window", pa.int32())])
+
 RUNS = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
@@ -162,6 +166,11 @@ RUNS = pa.schema(
         pa.field("message", pa.string()),
         pa.field("started", pa.timestamp("us", tz="UTC")),
         pa.field("finished", pa.timestamp("us", tz="UTC")),
+        # The run catalog (pivot_spark.pipeline.catalog): what the run made or worked with, typed. Null in rows
+        # written before these columns existed (their counts JSON holds the same facts).
+        pa.field("tokenizer", pa.string()),  # content hash of the SentencePiece model
+        pa.field("pivot_set", pa.string()),
+        pa.field("counted", pa.list_(COUNTED)),  # cooccur: the (snapshot, window) pairs this run counted
     ]
 )
 

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +37,12 @@ WriteMode = Literal["append", "overwrite"]
 PartitionFilter = Sequence[tuple[str, str, Any]]
 
 
+class RowLike(Protocol):
+    """A row read by field name: a dict, or a Spark ``Row`` collected to the driver."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """One Parquet file written into a table folder by a Spark task, not yet committed."""
@@ -46,6 +52,12 @@ class FileEntry:
     partition_values: dict[str, str | None]
     num_records: int
     stats: str = ""  # Delta stats JSON; numRecords at least
+
+    @classmethod
+    def from_meta(cls, row: RowLike) -> FileEntry:
+        """The entry of one row of file metadata as a writing task reports it (the fields of
+        :data:`pivot_spark.lake.spark.FILE_META`; ``partition_values`` is a JSON object)."""
+        return cls(row["path"], row["size"], json.loads(row["partition_values"]), row["num_records"], row["stats"])
 
     def to_add(self) -> AddAction:
         stats = self.stats or json.dumps({"numRecords": self.num_records})
@@ -174,7 +186,11 @@ class Lake:
 
     def write_arrow(self, table: str, data: pa.Table, *, mode: WriteMode, app_id: str,
                     predicate: str | None = None) -> CommitResult:
-        """Driver-side write of a small Arrow table (runs, pivots) with the same idempotency as ``commit_files``."""
+        """Driver-side write of a small Arrow table (runs, pivots) with the same idempotency as ``commit_files``.
+
+        An append to a table written before its contract gained columns adds them to the table's schema (Delta
+        schema merge): its older rows read as null there.
+        """
         schema, partition_by = TABLES[table]
         data = data.select(schema.names).cast(schema)
         dt = self.delta(table)
@@ -182,9 +198,12 @@ class Lake:
             return CommitResult(table, dt.version(), False, data.num_rows)
         props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)],
                                  custom_metadata={"pivot_spark.app_id": app_id})
+        options: dict[str, Any] = {}
+        if dt is not None and mode == "append" and set(schema.names) - {f.name for f in dt.schema().fields}:
+            options["schema_mode"] = "merge"
         write_deltalake(self.table_uri(table), data, mode=mode,  # type: ignore[arg-type]
                         partition_by=partition_by or None, predicate=predicate if dt is not None else None,
-                        storage_options=self.storage_options or None, commit_properties=props)
+                        storage_options=self.storage_options or None, commit_properties=props, **options)
         return CommitResult(table, self.version(table), True, data.num_rows)
 
     def history(self, table: str, limit: int = 5) -> list[dict[str, Any]]:

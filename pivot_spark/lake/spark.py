@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -39,6 +39,9 @@ FILE_META = pa.schema([
     pa.field("num_records", pa.int64()),
     pa.field("stats", pa.string()),
 ])
+
+# What a writing task runs: its rows in, one FILE_META row per file written out.
+FileWriter = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 # Rows per Parquet row group, per table: the trainer splits work by row group, so train_set keeps them small.
 ROW_GROUP_ROWS = {"train_set": 256, "doc_tokens": 2048, "documents": 2048}
@@ -99,15 +102,6 @@ def _stats(table: pa.Table) -> str:
                 maxs[name] = hi
     return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls},
                       default=str)
-
-
-def _maybe_inject_failure(table: str) -> None:
-    """Tests fail a write task on purpose by setting the Spark local property ``pivot.inject_failure``."""
-    from pyspark import TaskContext
-
-    tc = TaskContext.get()
-    if tc is not None and tc.getLocalProperty("pivot.inject_failure") in (table, "*"):
-        raise RuntimeError(f"injected failure while writing {table} (pivot.inject_failure)")
 
 
 def filesystem(table_uri: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
@@ -181,6 +175,18 @@ def plan_read_units(lake: Lake, table: str, version: int | None, n_units: int,
             per_file.setdefault(path, []).append(rg)
         out.append([(path, sorted(rgs), pvs[path]) for path, rgs in sorted(per_file.items())])
     return out
+
+
+def unit_bytes(lake: Lake, table: str, unit: list[ReadPiece]) -> int:
+    """Uncompressed bytes of a read unit's row groups, from the Parquet footers (on the driver: one small read
+    per file), for sizing the work that follows the read."""
+    fs, root = filesystem(lake.table_uri(table), lake.storage_options)
+    total = 0
+    for path, rgs, _pv in unit:
+        with fs.open_input_file(f"{root}/{path}") as f:
+            md = pq.ParquetFile(f).metadata
+        total += sum(md.row_group(i).total_byte_size for i in rgs)
+    return total
 
 
 def plan_row_slices(lake: Lake, table: str, version: int | None, n_units: int, weight_column: str,
@@ -259,14 +265,15 @@ def read_unit_batches(table_uri: str, table: str, unit: list[ReadPiece], columns
 
 
 def make_file_writer(table_uri: str, table: str, file_prefix: str,
-                     storage_options: dict[str, str] | None = None):
-    """The function each Spark task runs (``mapInArrow``): write this partition's rows, return file metadata."""
+                     storage_options: dict[str, str] | None = None) -> FileWriter:
+    """The function each Spark task runs (``mapInArrow``): write this partition's rows into Parquet files under
+    the table folder (one file per partition value and at most ``MAX_ROWS_PER_FILE`` rows, names starting with
+    ``file_prefix``) and return one :data:`FILE_META` row per file."""
     schema, partition_by = TABLES[table]
     data_schema = pa.schema([f for f in schema if f.name not in partition_by])
     rg_rows = ROW_GROUP_ROWS.get(table, DEFAULT_ROW_GROUP_ROWS)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        _maybe_inject_failure(table)
         fs, root = filesystem(table_uri, storage_options)
         task = uuid.uuid4().hex[:12]
         pending: dict[tuple[str, ...], list[pa.Table]] = {}
@@ -357,8 +364,7 @@ def stage_files(df: DataFrame, lake: Lake, table: str, *, file_prefix: str) -> l
     df = df.select(*[df[f.name].cast(spark_schema(table)[f.name].dataType) for f in schema])
     writer = make_file_writer(lake.table_uri(table), table, file_prefix, lake.storage_options)
     meta = df.mapInArrow(writer, from_arrow_schema(FILE_META)).collect()  # metadata only: a row per file
-    return [FileEntry(r["path"], r["size"], json.loads(r["partition_values"]), r["num_records"], r["stats"])
-            for r in meta]
+    return [FileEntry.from_meta(r) for r in meta]
 
 
 def write_table(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_id: str,

@@ -24,9 +24,13 @@ from rich.table import Table
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake, app_id_for
-from pivot_spark.pipeline import annotate as ann
-from pivot_spark.pipeline import graph
+from pivot_spark.pipeline.annotate import annotate, train_tokenizer
+from pivot_spark.pipeline.catalog import current_tokenizer
+from pivot_spark.pipeline.cooccur import cooccur
 from pivot_spark.pipeline.ingest import ingest
+from pivot_spark.pipeline.pivots import pivots
+from pivot_spark.pipeline.score import score
+from pivot_spark.pipeline.select import select
 from pivot_spark.schemas import RUNS
 
 Stage = tuple[str, Callable[[PivotConfig], dict[str, Any]]]
@@ -36,20 +40,20 @@ def stages(cfg: PivotConfig, lake: Lake) -> list[Stage]:
     out: list[Stage] = [("ingest", lambda c: ingest(c, quiet=True))]
     out.append(("train-tokenizer", lambda c: _tokenizer_if_missing(c, lake)))
     out += [
-        ("annotate", lambda c: ann.annotate(c, quiet=True)),
-        ("cooccur", lambda c: graph.cooccur(c, quiet=True)),
-        ("pivots", lambda c: graph.pivots(c, quiet=True)),
-        ("score", lambda c: graph.score(c, quiet=True)),
-        ("select", lambda c: graph.select(c, quiet=True)),
+        ("annotate", lambda c: annotate(c, quiet=True)),
+        ("cooccur", lambda c: cooccur(c, quiet=True)),
+        ("pivots", lambda c: pivots(c, quiet=True)),
+        ("score", lambda c: score(c, quiet=True)),
+        ("select", lambda c: select(c, quiet=True)),
     ]
     return out
 
 
 def _tokenizer_if_missing(cfg: PivotConfig, lake: Lake) -> dict[str, Any]:
-    tok = ann.current_tokenizer(lake, cfg)
+    tok = current_tokenizer(lake, cfg)
     if tok is not None:
         return {"status": "kept", "counts": {"tokenizer": tok}, "outputs": {}, "run_id": "-"}
-    return ann.train_tokenizer(cfg, quiet=True)
+    return train_tokenizer(cfg, quiet=True)
 
 
 def rebuild(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:

@@ -9,7 +9,8 @@ Every job goes through :func:`run_job`, which gives it a :class:`RunContext` and
   versions (or the input files' listing), so running the same job on unchanged inputs is a no-op.
 - **The runs table.** A finished run appends one row (status ``ok``) in a transaction of its own; a run id that is
   already in ``runs`` returns at once and commits nothing. A failed run commits nothing at all, ``runs`` included:
-  a crash leaves every table at its previous version.
+  a crash leaves every table at its previous version. The row holds the job's summary counts (JSON) and its
+  :attr:`RunContext.catalog` entry in typed columns (:mod:`pivot_spark.pipeline.catalog`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rich.table import Table
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake.core import CommitResult, FileEntry, Lake, PartitionFilter, WriteMode, app_id_for
+from pivot_spark.pipeline.catalog import CatalogEntry
 from pivot_spark.schemas import RUNS
 
 if TYPE_CHECKING:
@@ -54,6 +56,13 @@ class _Staged:
 
 @dataclass
 class RunContext:
+    """What a job body works with: its config, the lake, the run id, the pinned input versions; it reads
+    through :meth:`read`/:meth:`read_arrow` and stages its writes, which the runner commits after the body.
+
+    ``catalog``: what the run made or worked with (tokenizer, pivot set, counted snapshots), set by the job and
+    stored in typed columns of its ``runs`` row for later jobs (:mod:`pivot_spark.pipeline.catalog`).
+    """
+
     cfg: PivotConfig
     job: str
     lake: Lake
@@ -62,6 +71,7 @@ class RunContext:
     outputs: dict[str, int | None] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     committed: dict[str, bool] = field(default_factory=dict)
+    catalog: CatalogEntry = field(default_factory=CatalogEntry)
     _spark: Any = None
     _staged: list[_Staged] = field(default_factory=list)
 
@@ -82,19 +92,23 @@ class RunContext:
     def app_id(self, table: str) -> str:
         return app_id_for(self.job, table, self.run_id)
 
-    def read(self, table: str, *, partition_filters: PartitionFilter | None = None) -> DataFrame:
-        """The table at the version pinned for this run (pinned now if the job did not declare it)."""
-        from pivot_spark.lake.spark import read_table
-
+    def pin(self, table: str) -> int | None:
+        """The version of ``table`` pinned for this run (pinned now if the job did not declare it; None: the
+        table does not exist)."""
         if table not in self.inputs:
             self.inputs[table] = self.lake.version(table)
-        return read_table(self.spark, self.lake, table, self.inputs[table], backend=self.backend,
+        return self.inputs[table]
+
+    def read(self, table: str, *, partition_filters: PartitionFilter | None = None) -> DataFrame:
+        """The table at the version pinned for this run, as a DataFrame."""
+        from pivot_spark.lake.spark import read_table
+
+        return read_table(self.spark, self.lake, table, self.pin(table), backend=self.backend,
                           partition_filters=partition_filters)
 
     def read_arrow(self, table: str, **kw: Any) -> pa.Table:
-        if table not in self.inputs:
-            self.inputs[table] = self.lake.version(table)
-        return self.lake.read_arrow(table, self.inputs[table], **kw)
+        """The table at the version pinned for this run, read with delta-rs on the driver (small tables)."""
+        return self.lake.read_arrow(table, self.pin(table), **kw)
 
     def write(self, df: DataFrame, table: str, *, mode: WriteMode = "append",
               partition_filters: PartitionFilter | None = None) -> int:
@@ -193,16 +207,6 @@ def previous_run(lake: Lake, run_id: str) -> dict[str, Any] | None:
     return t.to_pylist()[0] if t.num_rows else None
 
 
-def ok_runs(lake: Lake, job: str) -> list[dict[str, Any]]:
-    """The successful runs of ``job``, oldest first (how later jobs find the newest tokenizer or pivot set)."""
-    if not lake.exists("runs"):
-        return []
-    import pyarrow.compute as pc
-
-    t = lake.read_arrow("runs", filter=(pc.field("job") == job) & (pc.field("status") == "ok"))
-    return sorted(t.to_pylist(), key=lambda r: r["finished"])
-
-
 def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
             input_tables: Sequence[str] = (), output_tables: Sequence[str] = (), identity: Any = None,
             quiet: bool = False) -> dict[str, Any]:
@@ -245,7 +249,7 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
         "run_id": run_id, "job": job, "config": cfg.to_json(),
         "inputs": json.dumps(ctx.inputs, sort_keys=True), "outputs": json.dumps(ctx.outputs, sort_keys=True),
         "counts": json.dumps(ctx.counts, sort_keys=True, default=str), "status": "ok", "message": None,
-        "started": started, "finished": finished,
+        "started": started, "finished": finished, **ctx.catalog.columns(),
     }
     lake.write_arrow("runs", pa.Table.from_pylist([row], schema=RUNS), mode="append",
                      app_id=app_id_for(job, "runs", run_id))

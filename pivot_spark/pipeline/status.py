@@ -9,6 +9,7 @@ from rich.table import Table
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
+from pivot_spark.pipeline.catalog import latest_pivot_set
 from pivot_spark.schemas import TABLES
 
 
@@ -50,9 +51,7 @@ def pivot_listing(lake: Lake, pivot_set: str | None = None, top: int = 50) -> tu
     the languages they occur in (``token_stats``, share of occurrences, largest first). Driver-side reads."""
     import pyarrow.compute as pc
 
-    from pivot_spark.pipeline.graph import current_pivot_set
-
-    label = pivot_set or current_pivot_set(lake)
+    label = pivot_set or latest_pivot_set(lake)
     if label is None:
         raise FileNotFoundError(f"no pivot set in {lake.uri}: run `pivot-spark pivots` first")
     piv = lake.read_arrow("pivots", partition_filters=[("pivot_set", "=", label)]).to_pandas()

@@ -268,7 +268,7 @@ def pair_key_counts(
         _pair_aggregate(chunk, window, keep, vocab, n_langs, doc_bits)
         for chunk in batch.chunks(max_tokens, 1 << doc_bits)
     ]
-    return _merge(parts)
+    return merge_key_counts(parts)
 
 
 def pair_key_space(vocab: int, n_langs: int) -> int:
@@ -323,41 +323,32 @@ def decode_token_keys(keys: np.ndarray, lang_names: Sequence[str]) -> tuple[pa.A
     return pa.array(token.astype(np.int32)), _decode_langs(lang, names)
 
 
+def merge_key_counts(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum ``(keys, count, doc_count)`` aggregates by key into one, keys ascending: the aggregates of disjoint
+    sets of documents (chunks of a batch, batches of a task), so document counts add up."""
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    if len(parts) == 1:
+        return parts[0]
+    keys = np.concatenate([p[0] for p in parts])
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    count = np.concatenate([p[1] for p in parts])[order]
+    doc_count = np.concatenate([p[2] for p in parts])[order]
+    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[first], np.add.reduceat(count, first), np.add.reduceat(doc_count, first)
+
+
 def sum_counts(tables: Sequence[pa.Table], keys: Sequence[str]) -> pa.Table:
-    """Sum ``count`` and ``doc_count`` of partial aggregates by ``keys``: what the Spark groupBy does, for
-    tests and single-process runs."""
+    """Sum ``count`` and ``doc_count`` of partial aggregates by ``keys``, sorted by ``keys``: what a Spark
+    groupBy-sum does, in one process (the pivots job sums the graph it reads on the driver this way)."""
     table = pa.concat_tables(tables)
     summed = table.group_by(list(keys)).aggregate([("count", "sum"), ("doc_count", "sum")])
     return summed.rename_columns([*keys, "count", "doc_count"]).sort_by([(k, "ascending") for k in keys])
-
-
-def brute_force_pairs(
-    docs: Iterable[tuple[Sequence[int], Sequence[str]]],
-    *,
-    window: int,
-    content: np.ndarray,
-    stop_ids: Iterable[int] | None = None,
-    max_doc_tokens: int | None = None,
-) -> dict[tuple[int, int, str, str], tuple[int, int]]:
-    """Plain-Python reference of :func:`count_pairs`: ``{(token_a, token_b, lang_a, lang_b): (count,
-    doc_count)}``. Written straight from the definition, loop by loop, for tests and acceptance checks."""
-    stops = set(stop_ids or ())
-    counts: dict[tuple[int, int, str, str], list[int]] = {}
-    for ids, langs in docs:
-        ids, langs = list(ids)[:max_doc_tokens], list(langs)[:max_doc_tokens]
-        seen: set[tuple[int, int, str, str]] = set()
-        for i in range(len(ids)):
-            for j in range(i + 1, min(i + window, len(ids))):
-                a, b = int(ids[i]), int(ids[j])
-                if a == b or not content[a] or not content[b] or a in stops or b in stops:
-                    continue
-                key = (a, b, langs[i], langs[j]) if a < b else (b, a, langs[j], langs[i])
-                entry = counts.setdefault(key, [0, 0])
-                entry[0] += 1
-                if key not in seen:
-                    seen.add(key)
-                    entry[1] += 1
-    return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
 def pair_cooccurrence(
@@ -507,25 +498,6 @@ def _aggregate(
     count = np.add.reduceat(per_doc, first)
     doc_count = np.diff(np.append(first, len(key_of)))
     return key_of[first], count.astype(np.int64), doc_count.astype(np.int64)
-
-
-def _merge(
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum per-chunk aggregates by key (chunks hold disjoint documents, so document counts add up)."""
-    parts = [p for p in parts if len(p[0])]
-    if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    if len(parts) == 1:
-        return parts[0]
-    keys = np.concatenate([p[0] for p in parts])
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    count = np.concatenate([p[1] for p in parts])[order]
-    doc_count = np.concatenate([p[2] for p in parts])[order]
-    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-    return keys[first], np.add.reduceat(count, first), np.add.reduceat(doc_count, first)
 
 
 def _check_ids(batch: TokenBatch, vocab: int) -> None:

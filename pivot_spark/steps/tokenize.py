@@ -205,6 +205,37 @@ def content_mask(sp: spm.SentencePieceProcessor) -> np.ndarray:
     return mask
 
 
+_MASKS: dict[tuple[str, str | None], tuple[np.ndarray, list[int]]] = {}
+_PIECES: dict[str, np.ndarray] = {}
+
+
+def content_and_stops(sp_path: str, stop_list: str | None) -> tuple[np.ndarray, list[int]]:
+    """The :func:`content_mask` of the model at ``sp_path`` and the ids of the pieces listed in ``stop_list`` (a
+    file, one piece a line; pieces the model does not know are left out), computed once per Python process."""
+    key = (sp_path, stop_list)
+    if key not in _MASKS:
+        sp = get_sp(sp_path)
+        _MASKS[key] = (content_mask(sp), _stop_ids(sp, stop_list))
+    return _MASKS[key]
+
+
+def _stop_ids(sp: spm.SentencePieceProcessor, stop_list: str | None) -> list[int]:
+    if not stop_list:
+        return []
+    pieces = [p.strip() for p in Path(stop_list).read_text(encoding="utf-8").splitlines() if p.strip()]
+    ids = [sp.piece_to_id(p) for p in pieces]
+    return [i for i in ids if i != sp.unk_id()]
+
+
+def vocab_pieces(sp_path: str) -> np.ndarray:
+    """Every piece of the vocabulary of the model at ``sp_path``, indexed by id (an object array), computed once
+    per Python process."""
+    if sp_path not in _PIECES:
+        sp = get_sp(sp_path)
+        _PIECES[sp_path] = np.array([sp.id_to_piece(i) for i in range(sp.get_piece_size())], dtype=object)
+    return _PIECES[sp_path]
+
+
 def hf_tokenizer(sp_path: str | Path) -> Any:
     """transformers' ``LlamaTokenizer`` for a model trained here, configured to give SentencePiece's ids.
 

@@ -8,7 +8,8 @@ import pytest
 
 from pivot_spark.config import load_config
 from pivot_spark.lake import Lake
-from pivot_spark.pipeline.ingest import ingest
+from pivot_spark.pipeline.ingest import ingest, snapshot_name
+from tests.faults import blocked_folder
 
 pytestmark = pytest.mark.spark
 
@@ -63,12 +64,11 @@ def test_failed_task_leaves_every_table_as_it_was(spark, tmp_path):
     ingest(_cfg(lake.uri, first, "run.run_id=ok"), quiet=True)
     before = {t: lake.version(t) for t in ("documents", "quarantine", "runs")}
     second = _write_input(tmp_path / "b.jsonl", BAD_LINES)
-    spark.sparkContext.setLocalProperty("pivot.inject_failure", "documents")
-    try:
-        with pytest.raises(Exception, match="injected failure"):
-            ingest(_cfg(lake.uri, second, "run.run_id=crash"), quiet=True)
-    finally:
-        spark.sparkContext.setLocalProperty("pivot.inject_failure", None)
+    cfg = _cfg(lake.uri, second, "run.run_id=crash")
+    # the documents task fails creating the new snapshot's partition folder
+    new_partition = tmp_path / "lake" / "documents" / f"snapshot={snapshot_name(cfg, 'crash')}"
+    with blocked_folder(new_partition), pytest.raises(Exception, match=new_partition.name):
+        ingest(cfg, quiet=True)
     assert {t: lake.version(t) for t in before} == before  # quarantine was staged but never committed
     # The same run id, re-run, completes from the same pinned inputs.
     done = ingest(_cfg(lake.uri, second, "run.run_id=crash"), quiet=True)

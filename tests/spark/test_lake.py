@@ -8,6 +8,7 @@ from deltalake import DeltaTable
 
 from pivot_spark.lake import Lake
 from pivot_spark.lake.spark import read_table, write_table
+from tests.faults import blocked_folder
 
 pytestmark = pytest.mark.spark
 
@@ -54,12 +55,8 @@ def test_repeated_app_id_commits_nothing(spark, lake_dir):
 def test_failed_task_commits_nothing(spark, lake_dir):
     lake = Lake(str(lake_dir))
     write_table(_pivots(spark, 3, "a"), lake, "pivots", mode="append", app_id="j/pivots/ok")
-    spark.sparkContext.setLocalProperty("pivot.inject_failure", "pivots")
-    try:
-        with pytest.raises(Exception, match="injected failure"):
-            write_table(_pivots(spark, 9, "a"), lake, "pivots", mode="append", app_id="j/pivots/bad")
-    finally:
-        spark.sparkContext.setLocalProperty("pivot.inject_failure", None)
+    with blocked_folder(lake_dir / "pivots" / "pivot_set=b"), pytest.raises(Exception, match="pivot_set=b"):
+        write_table(_pivots(spark, 9, "b"), lake, "pivots", mode="append", app_id="j/pivots/bad")
     assert lake.version("pivots") == 0
     assert read_table(spark, lake, "pivots").count() == 3
 

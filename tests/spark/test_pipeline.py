@@ -13,11 +13,15 @@ from pivot_spark import models
 from pivot_spark.config import load_config
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline import annotate as ann
-from pivot_spark.pipeline import graph
+from pivot_spark.pipeline.catalog import counted, latest_pivot_set, latest_tokenizer
+from pivot_spark.pipeline.cooccur import cooccur
 from pivot_spark.pipeline.ingest import ingest
+from pivot_spark.pipeline.pair_cooccur import pair_cooccur, word_variants
 from pivot_spark.pipeline.rebuild import rebuild
-from pivot_spark.steps.cooccur import brute_force_pairs
+from pivot_spark.pipeline.select import select
 from pivot_spark.steps.tokenize import content_mask, get_sp, hf_tokenizer
+from tests.faults import blocked_folder
+from tests.oracles import brute_force_pairs
 
 pytestmark = pytest.mark.spark
 
@@ -82,6 +86,24 @@ def test_cooccurrence_equals_brute_force(smoke_lake):
     assert any(k[2] != k[3] for k in got), "no cross-lingual pairs"
 
 
+def test_runs_catalog_records_what_each_job_made(smoke_lake):
+    """The typed catalog columns of ``runs``: the tokenizer trained, the pivot set found, the (snapshot, window)
+    pairs counted; the catalog functions read them back."""
+    lake = Lake(str(smoke_lake))
+    runs = {r["job"]: r for r in lake.read_arrow("runs").to_pylist()}
+    tok = _tok(lake)
+    assert runs["train-tokenizer"]["tokenizer"] == tok == latest_tokenizer(lake)
+    label = lake.read_arrow("pivots", columns=["pivot_set"])["pivot_set"][0].as_py()
+    assert runs["pivots"]["pivot_set"] == label == latest_pivot_set(lake)
+    assert (runs["score"]["pivot_set"], runs["select"]["tokenizer"]) == (label, tok)
+    snaps = sorted(set(lake.read_arrow("doc_tokens", columns=["snapshot"])["snapshot"].to_pylist()))
+    windows = _cfg(lake.uri).cooccur.windows
+    assert runs["cooccur"]["counted"] == [{"snapshot": s, "window": w} for s in snaps for w in windows]
+    assert counted(lake, tok) == {(s, w) for s in snaps for w in windows}
+    assert counted(lake, "another-tokenizer") == set()
+    assert json.loads(runs["cooccur"]["counts"])["counted"] == {s: windows for s in snaps}  # the summary stays
+
+
 def test_select_arms_match_budget_and_are_deterministic(smoke_lake, lake_copy):
     lake = Lake(str(smoke_lake))
     cfg = _cfg(lake.uri)
@@ -97,7 +119,7 @@ def test_select_arms_match_budget_and_are_deterministic(smoke_lake, lake_copy):
     assert means["pivot"] > means["random"]
     # Same seed, a new selection name: identical arms.
     copy = Lake(str(lake_copy))
-    graph.select(_cfg(copy.uri, "select.selection=again"), quiet=True)
+    select(_cfg(copy.uri, "select.selection=again"), quiet=True)
     again = copy.read_arrow("train_set", partition_filters=[("selection", "=", "again")]).to_pandas()
     for arm in cfg.select.arms:
         a = sorted(ts[ts.arm == arm][["doc_id", "shard"]].itertuples(index=False))
@@ -133,7 +155,7 @@ def test_incremental_snapshot_adds_exactly_the_new_counts(lake_copy, tmp_path):
     a = ann.annotate(_cfg(lake.uri), quiet=True)
     assert a["counts"]["documents"] == 12  # only the new documents are annotated
     assert lake.read_arrow("doc_tokens").num_rows == before_tokens + 12
-    c = graph.cooccur(_cfg(lake.uri), quiet=True)
+    c = cooccur(_cfg(lake.uri), quiet=True)
     assert list(c["counts"]["counted"]) == ["extra"]
     after = lake.read_arrow("cooccurrence").to_pandas()
     old = after[after.snapshot != "extra"].sort_values(list(after.columns)).reset_index(drop=True)
@@ -153,12 +175,9 @@ def test_incremental_snapshot_adds_exactly_the_new_counts(lake_copy, tmp_path):
 
 def test_interrupted_rebuild_finishes_like_a_clean_one(spark, smoke_lake, tmp_path):
     lake = Lake(str(tmp_path / "lake"))
-    spark.sparkContext.setLocalProperty("pivot.inject_failure", "cooccurrence")
-    try:
-        with pytest.raises(Exception, match="injected failure"):
-            rebuild(_cfg(lake.uri), quiet=True)
-    finally:
-        spark.sparkContext.setLocalProperty("pivot.inject_failure", None)
+    # cooccur's reduce tasks fail creating their cooccurrence partition folders: the rebuild stops there
+    with blocked_folder(tmp_path / "lake" / "cooccurrence"), pytest.raises(Exception, match="cooccurrence/snapshot="):
+        rebuild(_cfg(lake.uri), quiet=True)
     assert lake.version("cooccurrence") is None and lake.version("doc_tokens") is not None
     rebuild(_cfg(lake.uri), quiet=True)
     clean = Lake(str(smoke_lake))
@@ -190,7 +209,7 @@ def test_cooccur_plans_agree(smoke_lake, tmp_path):
 
         lake.write_arrow("runs", pa.Table.from_pandas(kept, preserve_index=False).cast(lake.read_arrow("runs").schema),
                          mode="overwrite", app_id=f"test-{direct}")
-        res = graph.cooccur(_cfg(lake.uri, f"cooccur.direct_read={str(direct).lower()}",
+        res = cooccur(_cfg(lake.uri, f"cooccur.direct_read={str(direct).lower()}",
                                  "cooccur.reduce_partitions=3", "cooccur.windows=[4,10]"), quiet=True)
         assert res["status"] == "ok"
         out[direct] = {t: lake.read_arrow(t).to_pandas().sort_values(
@@ -264,7 +283,7 @@ def test_pair_cooccur_counts_pairs_whose_ids_hold_separators(lake_copy, tmp_path
              {"pair_id": "plain", "lang_a": "en", "word_a": "system", "lang_b": "fr", "word_b": "système"}]
     pf = tmp_path / "pairs.jsonl"
     pf.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in pairs) + "\n", encoding="utf-8")
-    res = graph.pair_cooccur(_cfg(lake.uri, "cooccur.windows=[10,100]"), str(pf), quiet=True)
+    res = pair_cooccur(_cfg(lake.uri, "cooccur.windows=[10,100]"), str(pf), quiet=True)
     assert res["status"] == "ok"
     got = {(r["pair_id"], r["window"]): (r["count"], r["doc_count"])
            for r in lake.read_arrow("pair_cooccurrence").to_pylist()}
@@ -272,8 +291,8 @@ def test_pair_cooccur_counts_pairs_whose_ids_hold_separators(lake_copy, tmp_path
     docs = lake.read_arrow("doc_tokens", columns=["token_ids", "token_langs"])
     for p in pairs:
         specs = [(f"{p['pair_id']}|{va}{vb}", p["lang_a"], ia, p["lang_b"], ib)
-                 for va, ia in graph._word_variants(sp, p["word_a"], p["lang_a"])
-                 for vb, ib in graph._word_variants(sp, p["word_b"], p["lang_b"])]
+                 for va, ia in word_variants(sp, p["word_a"], p["lang_a"])
+                 for vb, ib in word_variants(sp, p["word_b"], p["lang_b"])]
         ref = pair_cooccurrence(docs, specs, window=[10, 100]).to_pandas().groupby("window")[
             ["count", "doc_count"]].sum()
         for w in (10, 100):

@@ -10,13 +10,13 @@ from pivot_spark.steps.cooccur import (
     PAIR_COUNTS,
     TOKEN_COUNTS,
     TokenBatch,
-    brute_force_pairs,
     count_pairs,
     invalid_reasons,
     pair_cooccurrence,
     sum_counts,
     token_stats,
 )
+from tests.oracles import brute_force_pairs, brute_force_word_pairs
 
 PAIR_KEYS = ["token_a", "token_b", "lang_a", "lang_b"]
 
@@ -206,35 +206,6 @@ def test_empty_input_and_bad_rows() -> None:
         TokenBatch.from_arrow(bad)
     with pytest.raises(ValueError, match="window"):
         count_pairs([], window=1, content=content)
-
-
-def brute_force_word_pairs(docs, pairs, window: int, match_langs: bool):
-    def occurrences(ids, langs, word, lang):
-        n = len(word)
-        return [
-            i
-            for i in range(len(ids) - n + 1)
-            if list(ids[i : i + n]) == list(word) and (not match_langs or langs[i] == lang)
-        ]
-
-    result = {}
-    for pair_id, lang_a, word_a, lang_b, word_b in pairs:
-        count = docs_with = 0
-        same = list(word_a) == list(word_b) and (not match_langs or lang_a == lang_b)
-        for ids, langs in docs:
-            here = 0
-            for i in occurrences(ids, langs, word_a, lang_a):
-                for j in occurrences(ids, langs, word_b, lang_b):
-                    if same and j <= i:
-                        continue
-                    ea, eb = i + len(word_a), j + len(word_b)
-                    disjoint = ea <= j or eb <= i
-                    if disjoint and max(ea, eb) - min(i, j) <= window:
-                        here += 1
-            count += here
-            docs_with += here > 0
-        result[pair_id] = (count, docs_with)
-    return result
 
 
 @pytest.mark.parametrize("match_langs", [False, True])

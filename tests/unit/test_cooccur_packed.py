@@ -11,15 +11,10 @@ import pytest
 
 from pivot_spark.lake import FileEntry, Lake
 from pivot_spark.lake.spark import plan_read_units, read_unit_batches
-from pivot_spark.pipeline.graph import PACKED, _decode_packed, _route, _sum_packed
 from pivot_spark.schemas import DOC_TOKENS
-from pivot_spark.steps.cooccur import (
-    TokenBatch,
-    brute_force_pairs,
-    decode_pair_keys,
-    pair_key_counts,
-    token_key_counts,
-)
+from pivot_spark.steps.cooccur import TokenBatch, decode_pair_keys, pair_key_counts, token_key_counts
+from pivot_spark.steps.cooccur_packed import PACKED, decode_packed, route_packed, sum_packed
+from tests.oracles import brute_force_pairs
 from tests.unit.test_cooccur import doc_table, realistic_docs
 
 VOCAB = 300
@@ -42,7 +37,7 @@ def test_global_language_table_gives_summable_keys() -> None:
     halves = [TokenBatch.from_arrow(doc_table(docs[:25])), TokenBatch.from_arrow(doc_table(docs[25:]))]
     assert halves[0].lang_names != tuple(LANGS)
     parts = pa.concat_tables([_packed(h.with_lang_names(LANGS), 10, keep, 0) for h in halves])
-    snap, window, key, count, doc_count = _sum_packed(parts)
+    snap, window, key, count, doc_count = sum_packed(parts)
     token_a, token_b, lang_a, lang_b = decode_pair_keys(key, VOCAB, LANGS)
     got = {(a, b, la, lb): (c, d) for a, b, la, lb, c, d in zip(
         token_a.to_pylist(), token_b.to_pylist(), lang_a.to_pylist(), lang_b.to_pylist(), count, doc_count,
@@ -65,7 +60,7 @@ def test_sum_packed_numpy_and_arrow_paths_agree(huge_key: bool) -> None:
     key = rng.integers(0, 50, n).astype(np.int64) + ((1 << 61) if huge_key else 0)
     t = pa.table([rng.integers(0, 3, n).astype(np.int32), rng.choice([0, 4, 10], n).astype(np.int32), key,
                   rng.integers(1, 5, n), rng.integers(1, 3, n)], schema=PACKED)
-    got = _sum_packed(t)
+    got = sum_packed(t)
     ref = t.group_by(["snap", "window", "key"]).aggregate([("count", "sum"), ("doc_count", "sum")]).to_pandas()
     ref = ref.sort_values(["snap", "window", "key"]).reset_index(drop=True)
     order = np.lexsort((got[2], got[1], got[0]))
@@ -82,7 +77,7 @@ def test_route_sends_every_key_to_one_partition() -> None:
     seen: dict[int, int] = {}
     rows = 0
     sizes = []
-    for r, blob in _route(rb, 7):
+    for r, blob in route_packed(rb, 7):
         part = pa.ipc.open_stream(blob).read_all()
         sizes.append(part.num_rows)
         rows += part.num_rows
@@ -90,7 +85,7 @@ def test_route_sends_every_key_to_one_partition() -> None:
             assert seen.setdefault(k, r) == r
     assert rows == len(key) and len(sizes) == 7
     assert min(sizes) > 0.5 * max(sizes)  # the hash spreads keys evenly
-    again = {k: r for r, blob in _route(rb, 7) for k in pa.ipc.open_stream(blob).read_all()["key"].to_pylist()}
+    again = {k: r for r, blob in route_packed(rb, 7) for k in pa.ipc.open_stream(blob).read_all()["key"].to_pylist()}
     assert again == seen  # deterministic: the same key goes to the same partition in every task
 
 
@@ -101,7 +96,7 @@ def test_decode_packed_prunes_pairs_and_keeps_token_rows() -> None:
     tk, tc, td = token_key_counts(batch, keep=keep)
     tokens_t = pa.table([np.zeros(len(tk), np.int32), np.zeros(len(tk), np.int32), tk, tc, td], schema=PACKED)
     pieces = np.array([f"p{i}" for i in range(VOCAB)], dtype=object)
-    pairs, stats, counts = _decode_packed(pa.concat_tables([pairs_t, tokens_t]), ["s0"], VOCAB, LANGS, pieces,
+    pairs, stats, counts = decode_packed(pa.concat_tables([pairs_t, tokens_t]), ["s0"], VOCAB, LANGS, pieces,
                                           min_count=4, tok="t")
     ref = brute_force_pairs([([3, 4, 5, 3, 4], ["en", "en", "fr", "fr", "en"])] * 3, window=3, content=keep)
     assert {(r["token_a"], r["token_b"], r["lang_a"], r["lang_b"]): (r["count"], r["doc_count"])
