@@ -1,8 +1,10 @@
 """Record readers, one per input format, over files opened through ``pyarrow.fs``.
 
 Formats are told apart by file name (:func:`detect_format`); a compression suffix (``.gz``, ``.zst``, ``.bz2``)
-may follow the JSON and text ones and is undone by Arrow's decompressing streams, which fail loudly on a truncated
-or corrupt stream (Python's ``zstandard`` stream reader ends a truncated frame silently).
+may follow the JSON and text ones. Decompression is incremental (:mod:`gzip`, :mod:`bz2`, and ``zstandard``
+frame by frame, see :class:`ZstdFrames`), so a truncated or corrupt stream fails at the first byte that cannot be
+decoded and every record before it is kept. (Arrow's decompressing streams fail the whole read call, losing the
+records decoded in it; ``zstandard``'s stream reader ends a truncated frame silently.)
 
 =========  ======================================  ============================================================
 format     files                                   a record is
@@ -22,9 +24,13 @@ that carries the reason and the error, standing for the rest of the file. Record
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,7 +69,8 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "
            ".warc": "warc"}
 FORMAT_NAMES = ("jsonl", "json", "parquet", "text", "warc")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-READ_BUFFER = 16 * 1024  # small reads: a truncated stream loses at most this much decompressed data
+READ_BUFFER = 64 * 1024
+BOM = b"\xef\xbb\xbf"
 
 
 def detect_format(name: str, forced: str | None = None) -> tuple[str, str | None] | None:
@@ -106,55 +113,123 @@ class RawRecord:
 
 def _error_reason(e: BaseException) -> Reason:
     msg = str(e).lower()
-    if isinstance(e, EOFError) or "truncated" in msg:
+    if isinstance(e, EOFError) or "truncated" in msg or "ended before" in msg:
         return Reason.TRUNCATED_FILE
-    if any(k in msg for k in ("inflate", "decompress", "gzip", "zstd", "bz2", "compressed", "header check")):
+    if isinstance(e, zlib.error | gzip.BadGzipFile) or any(
+            k in msg for k in ("inflate", "decompress", "gzip", "zstd", "bz2", "compressed", "data stream")):
         return Reason.CORRUPT_COMPRESSION
     return Reason.UNREADABLE_FILE
 
 
+def _describe(e: BaseException) -> str:
+    t = type(e)
+    name = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+    return f"{name}: {e}"
+
+
 def _err(uri: str, record: int, e: BaseException, reason: Reason | None = None) -> RawRecord:
-    return RawRecord(uri, record, None, f"{type(e).__name__}: {e}", reason or _error_reason(e))
+    return RawRecord(uri, record, None, _describe(e), reason or _error_reason(e))
 
 
-def open_stream(fs: pafs.FileSystem, path: str, compression: str | None) -> io.BufferedReader:
-    """A buffered binary stream of ``path``, decompressed by Arrow when ``compression`` is set."""
-    raw = fs.open_input_stream(path, compression=compression, buffer_size=None)
+class ZstdFrames(io.RawIOBase):
+    """The decompressed bytes of consecutive zstd frames; raises :class:`EOFError` when the input ends inside a
+    frame (``zstandard``'s stream reader returns a short stream there without a word)."""
+
+    def __init__(self, raw: Any, chunk: int = 64 * 1024) -> None:
+        import zstandard
+
+        self._raw, self._chunk = raw, chunk
+        self._dctx = zstandard.ZstdDecompressor()
+        self._dobj: Any = None
+        self._out = b""
+        self._pos = 0
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._out):
+            if self._done:
+                return 0
+            data = self._raw.read(self._chunk)
+            if not data:
+                self._done = True
+                if self._dobj is not None and not self._dobj.eof:
+                    raise EOFError("zstd input ends inside a frame: truncated")
+                return 0
+            parts = []
+            while data:
+                if self._dobj is None or self._dobj.eof:
+                    self._dobj = self._dctx.decompressobj()
+                parts.append(self._dobj.decompress(data))
+                data = self._dobj.unused_data if self._dobj.eof else b""
+            self._out, self._pos = b"".join(parts), 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def open_stream(fs: pafs.FileSystem, path: str, compression: str | None) -> io.BufferedIOBase:
+    """A buffered binary stream of ``path``, decompressed incrementally when ``compression`` is set."""
+    raw = fs.open_input_stream(path, compression=None, buffer_size=None)
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # members one after another, EOFError when truncated
+    if compression == "bz2":
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[arg-type]
+    if compression == "zstd":
+        return io.BufferedReader(ZstdFrames(raw), READ_BUFFER)
+    if compression is not None:
+        raise ValueError(f"unknown compression {compression!r}")
     return io.BufferedReader(raw, READ_BUFFER)  # type: ignore[arg-type]
 
 
-def _lines(f: io.BufferedReader, uri: str) -> Iterator[RawRecord]:
+def _lines(f: Any, uri: str) -> Iterator[RawRecord]:
     n = 0
     try:
         for line in f:
             n += 1
+            if n == 1 and line.startswith(BOM):
+                line = line[len(BOM):]
             if line.strip():
                 yield RawRecord(uri, n, line.rstrip(b"\r\n"))
     except Exception as e:  # truncated or corrupt compression, I/O errors
         yield _err(uri, n + 1, e)
 
 
-def _json(f: io.BufferedReader, uri: str) -> Iterator[RawRecord]:
+def _read_all(f: Any) -> tuple[bytes, BaseException | None]:
+    """Everything ``f`` yields before it ends or breaks, and the error that broke it (None at a clean end).
+    ``read1`` returns what one underlying read decodes, so a break loses nothing decoded before it."""
+    chunks: list[bytes] = []
+    read = getattr(f, "read1", f.read)
+    try:
+        while True:
+            b = read(READ_BUFFER)
+            if not b:
+                return b"".join(chunks), None
+            chunks.append(b)
+    except Exception as e:
+        return b"".join(chunks), e
+
+
+def _json(f: Any, uri: str) -> Iterator[RawRecord]:
     """A ``.json`` file: the elements of a top-level array, or JSON Lines. An array is read whole (such files
     are small in practice; sharded corpora use JSON Lines) and parsed element by element, so the elements before
-    a syntax error are kept."""
+    a syntax error or a broken stream are kept."""
     try:
-        head = f.peek(READ_BUFFER).lstrip()
+        head = f.peek(READ_BUFFER).removeprefix(BOM).lstrip()
     except Exception as e:
         yield _err(uri, 1, e)
         return
     if not head.startswith(b"["):
         yield from _lines(f, uri)
         return
-    try:
-        data = f.read()
-    except Exception as e:
-        yield _err(uri, 1, e)
-        return
-    try:
-        text = data.decode("utf-8")
+    data, broken = _read_all(f)
+    try:  # a broken stream may end inside a character: decode what is complete
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(data, final=broken is None)
     except UnicodeDecodeError as e:
-        yield RawRecord(uri, 1, None, f"UnicodeDecodeError: {e}", Reason.INVALID_UTF8)
+        yield RawRecord(uri, 1, None, _describe(e), Reason.INVALID_UTF8)
         return
     dec = json.JSONDecoder()
     i, n, end = text.index("[") + 1, 0, len(text)
@@ -165,14 +240,12 @@ def _json(f: io.BufferedReader, uri: str) -> Iterator[RawRecord]:
         return j
 
     i = ws(i)
-    if i < end and text[i] == "]":
-        return
-    while True:
+    while not (i < end and text[i] == "]" and n == 0):
         try:
             obj, i = dec.raw_decode(text, i)
         except (json.JSONDecodeError, RecursionError) as e:
-            yield RawRecord(uri, n + 1, None, f"{type(e).__name__}: {e}; at: {text[i:i + 200]}",
-                            Reason.MALFORMED_JSON)
+            yield _err(uri, n + 1, broken) if broken is not None else RawRecord(
+                uri, n + 1, None, f"{_describe(e)}; at: {text[i:i + 200]}", Reason.MALFORMED_JSON)
             return
         n += 1
         yield RawRecord(uri, n, obj)
@@ -181,17 +254,18 @@ def _json(f: io.BufferedReader, uri: str) -> Iterator[RawRecord]:
             i = ws(i + 1)
             continue
         if i < end and text[i] == "]" and not text[i + 1:].strip():
-            return
-        yield RawRecord(uri, n + 1, None, f"expected ',' or ']' at character {i}: {text[i:i + 200]!r}",
-                        Reason.MALFORMED_JSON)
+            break
+        yield _err(uri, n + 1, broken) if broken is not None else RawRecord(
+            uri, n + 1, None, f"expected ',' or ']' at character {i}: {text[i:i + 200]!r}", Reason.MALFORMED_JSON)
         return
+    if broken is not None:
+        yield _err(uri, n + 1, broken)
 
 
-def _text(f: io.BufferedReader, uri: str) -> Iterator[RawRecord]:
-    try:
-        raw = f.read()
-    except Exception as e:
-        yield _err(uri, 1, e)
+def _text(f: Any, uri: str) -> Iterator[RawRecord]:
+    raw, broken = _read_all(f)
+    if broken is not None:
+        yield _err(uri, 1, broken)
         return
     try:
         text = raw.decode("utf-8")
@@ -253,9 +327,16 @@ def _warc_record(rec: Any, uri: str, n: int) -> RawRecord:
     if mime not in HTML_TYPES:
         return RawRecord(uri, n, None, f"{mime or 'no content type'} {target}", Reason.WARC_NOT_HTML)
     try:
-        text = extract_html(rec.content_stream().read(), target)
+        payload = rec.content_stream().read()
     except Exception as e:
-        return RawRecord(uri, n, None, f"{target}: {type(e).__name__}: {e}", Reason.WARC_EXTRACTION_FAILED)
+        return RawRecord(uri, n, None, f"{target}: {_describe(e)}", Reason.WARC_EXTRACTION_FAILED)
+    if getattr(rec.raw_stream, "limit", 0) > 0:  # the file ended inside this record's block
+        return RawRecord(uri, n, None, f"{target}: record ends {rec.raw_stream.limit} bytes short",
+                         Reason.TRUNCATED_FILE)
+    try:
+        text = extract_html(payload, target)
+    except Exception as e:
+        return RawRecord(uri, n, None, f"{target}: {_describe(e)}", Reason.WARC_EXTRACTION_FAILED)
     if not text or not text.strip():
         return RawRecord(uri, n, None, f"{target}", Reason.WARC_EXTRACTION_EMPTY)
     langs = h.get_header("WARC-Identified-Content-Language")
@@ -266,12 +347,37 @@ def _warc_record(rec: Any, uri: str, n: int) -> RawRecord:
     return RawRecord(uri, n, doc, canonical=True)
 
 
-def _warc(f: io.BufferedReader, uri: str) -> Iterator[RawRecord]:
+class TruncatedInput(OSError):
+    """A stream that ends early, raised where an :class:`EOFError` would be taken for a normal end."""
+
+
+class _WarcInput(io.RawIOBase):
+    """What warcio reads: one underlying read per call (``read1``), so records decoded before a break are
+    handed over before the break is met, and a truncated stream's :class:`EOFError` as :class:`TruncatedInput`
+    (warcio ends its iteration quietly on an EOFError)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self._read = getattr(f, "read1", f.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            data = self._read(len(b))
+        except EOFError as e:
+            raise TruncatedInput(f"truncated: {e}") from e
+        b[:len(data)] = data
+        return len(data)
+
+
+def _warc(f: Any, uri: str) -> Iterator[RawRecord]:
     from warcio.archiveiterator import ArchiveIterator
 
     n = 0
     try:
-        for rec in ArchiveIterator(f):
+        for rec in ArchiveIterator(_WarcInput(f)):
             n += 1
             yield _warc_record(rec, uri, n)
     except Exception as e:  # ArchiveLoadFailed, a broken gzip member, a truncated file
@@ -286,8 +392,9 @@ def read_unit(fs: pafs.FileSystem, unit: Unit, *, columns: Sequence[str] | None 
         yield from _parquet(fs, unit, columns, batch_rows)
         return
     try:
-        # WARC: warcio reads a .warc.gz member by member itself
-        f = open_stream(fs, unit.path, None if unit.fmt == "warc" else unit.compression)
+        # A .warc.gz is decompressed here too: gzip's EOFError reveals a truncated file, which warcio's own
+        # decompression passes over (the last record just comes out short).
+        f = open_stream(fs, unit.path, unit.compression)
     except Exception as e:
         yield _err(unit.uri, 1, e, Reason.UNREADABLE_FILE)
         return
