@@ -15,7 +15,7 @@ from pyarrow import fs as pafs
 
 from pivot_spark.config import FORMAT_PRESETS
 from pivot_spark.io.fs import excluded, list_files, location, redact_options, redact_uri
-from pivot_spark.io.readers import Reason, Unit, deal_units, detect_format, plan_units, read_unit
+from pivot_spark.io.readers import Reason, Unit, deal_units, detect_format, plan_units
 from pivot_spark.steps.normalize import DEFAULT_FIELDS, FieldMap, ingest_units
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
@@ -203,9 +203,9 @@ def test_listing_is_one_recursive_call(tmp_path):
             calls["selector"] += 1
             return super().get_file_info_selector(selector)
 
-    from pivot_spark.io.fs import Location
-
     from fsspec.implementations.local import LocalFileSystem
+
+    from pivot_spark.io.fs import Location
 
     loc = Location(pafs.PyFileSystem(Counting(LocalFileSystem())), str(tmp_path))
     files, skipped = list_files(loc, exclude=EXCLUDE)
