@@ -17,7 +17,7 @@ demo: setup
 	$(BIN)/pivot-spark status --config smoke --lake $(LAKE)
 
 lint: setup
-	$(BIN)/ruff check pivot_spark training jobs tests benchmarks
+	$(BIN)/ruff check pivot_spark training evaluation experiment jobs tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy

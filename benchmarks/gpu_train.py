@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from tests.support.textset import TEXT_ROOTS, documents, local_texts, write_train_set  # noqa: E402
 from training.data import PackedStream, TokenLoader, open_train_set  # noqa: E402
 from training.metrics import peak_flops  # noqa: E402
 from training.model import build_model, flops_per_token, n_params  # noqa: E402
-from training.textset import TEXT_ROOTS, documents, local_texts, write_train_set  # noqa: E402
 from training.train import CausalLMLoss, compile_regions, lr_lambda, make_optimizer, train_step  # noqa: E402
 
 PREP = Path(__file__).resolve().parents[1] / ".cache" / "gpu_bench"
@@ -43,7 +43,7 @@ PREP = Path(__file__).resolve().parents[1] / ".cache" / "gpu_bench"
 
 def prepare(vocab: int, text_bytes: int) -> Path:
     """Train the benchmark tokenizer here (the project's trainer options), to carry to the device."""
-    from training.textset import train_sentencepiece
+    from tests.support.textset import train_sentencepiece
 
     docs = documents(local_texts(text_bytes))
     model = train_sentencepiece(docs, PREP, vocab)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from tests.support.textset import build_demo_lake  # noqa: E402
 from training.data import PackedStream, TokenLoader, open_train_set  # noqa: E402
-from training.textset import build_demo_lake  # noqa: E402
 
 
 def memmap_loader(path: Path, batch: int, seq: int, seed: int):

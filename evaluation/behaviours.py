@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.evaluate.dataset import Item
+from evaluation.dataset import Item
 
 
 def pair_id(item_id: str, lang_a: str, lang_b: str) -> str:

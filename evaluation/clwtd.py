@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluate.dataset import LANG_NAMES, Item
-from training.evaluate.model_io import Encoded, continuation_nll, encode_pair
+from evaluation.dataset import LANG_NAMES, Item
+from evaluation.model_io import Encoded, continuation_nll, encode_pair
 
 log = logging.getLogger(__name__)
 

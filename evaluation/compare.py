@@ -41,14 +41,15 @@ def load_run(path: str | Path) -> dict[str, Any]:
     return res
 
 
-def load_arms(runs: Sequence[str], names: Sequence[str]) -> list[Arm]:
+def load_arms(runs: Sequence[Sequence[str]], names: Sequence[str]) -> list[Arm]:
+    """One :class:`Arm` per group of runs (clwtd.json files or their folders), named by ``names``."""
     if len(runs) != len(names):
         raise ValueError(f"{len(runs)} --runs groups but {len(names)} names")
     if len(runs) < 2:
         raise ValueError("compare needs at least two arms")
     arms = []
     for group, name in zip(runs, names, strict=True):
-        paths = [r for r in group.split(",") if r]
+        paths = [r for r in group if r]
         arms.append(Arm(name, paths, [load_run(p) for p in paths]))
     return arms
 

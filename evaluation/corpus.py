@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from training.evaluate.dataset import Item
-from training.evaluate.lexicon import CJK_LANGS
+from evaluation.dataset import Item
+from evaluation.lexicon import CJK_LANGS
+
+if TYPE_CHECKING:
+    from pivot_spark.lake.reader import TableReader
 
 _WORDS = re.compile(r"\w+")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u30fc]+")
@@ -62,8 +64,7 @@ def coverage(items: Sequence[Item], texts: Iterable[str]) -> tuple[dict[str, Any
             "items_all_words_present": len(all_present), "items": len(items)}, all_present
 
 
-def lake_texts(lake: str | Path) -> Iterable[str]:
-    from training.evaluate import lake as lk
-
-    for batch in lk.batches(lake, "documents", ["text"]):
+def lake_texts(reader: TableReader) -> Iterable[str]:
+    """The ``documents`` texts of a lake, streamed at the reader's pinned version."""
+    for batch in reader.batches("documents", ["text"]):
         yield from (t for t in batch.column(0).to_pylist() if t)

@@ -1,6 +1,6 @@
 """The word translation data set (the paper's CLWTD), built from dictionaries instead of an LLM.
 
-Pure functions over a :class:`~training.evaluate.lexicon.Lexicon` and word-frequency tables, so the whole
+Pure functions over a :class:`~evaluation.lexicon.Lexicon` and word-frequency tables, so the whole
 build is testable on inline dictionary samples. The rules (docs/evaluation.md has the why):
 
 1. English candidates: headwords of the WikDict English->L dictionaries tagged noun, verb or adjective,
@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.evaluate.dictionaries import ADJ, NOUN, VERB
-from training.evaluate.lexicon import CJK_LANGS, Lexicon, is_single_word
-from training.evaluate.sources import WORDFREQ_ATTRIBUTION
+from evaluation.dictionaries import ADJ, NOUN, VERB
+from evaluation.lexicon import CJK_LANGS, Lexicon, is_single_word
+from evaluation.sources import WORDFREQ_ATTRIBUTION
 
 DATASET_VERSION = "v1"
 POS_ORDER = (NOUN, VERB, ADJ)

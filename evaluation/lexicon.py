@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from training.evaluate.dictionaries import (
+from evaluation.dictionaries import (
     ADJ,
     NOUN,
     VERB,

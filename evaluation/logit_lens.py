@@ -1,4 +1,4 @@
-"""Logit lens over the translation prompt (paper-notes section 2).
+"""Logit lens over the translation prompt (the paper's layer-wise analysis of the translation task).
 
 For each item and direction the 5-shot prompt (the first of the item's shot draws) is run with the answer
 appended. At the position that predicts the first answer token (the ``:`` ending ``{L2}:``) the residual
@@ -15,15 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.evaluate.clwtd import build_prompt, draw_shots
-from training.evaluate.dataset import LANG_NAMES, Item
-from training.evaluate.lexicon import CJK_LANGS
-from training.evaluate.model_io import encode_pair
+from evaluation.clwtd import build_prompt, draw_shots
+from evaluation.dataset import LANG_NAMES, Item
+from evaluation.lexicon import CJK_LANGS
+from evaluation.model_io import encode_pair
+
+if TYPE_CHECKING:
+    from pivot_spark.lake.reader import TableReader
 
 log = logging.getLogger(__name__)
 
@@ -145,22 +147,23 @@ def run_lens(model: Any, tok: Any, requests: Sequence[LensRequest], *, batch_siz
 
 def lens_word_ids(tok: Any, items: Sequence[Item]) -> dict[tuple[str, str], list[int]]:
     """(item id, language) -> the word's corpus-form token ids: what :func:`pivot_sets` looks up in the lake's
-    co-occurrence (a device bundle exports the rows touching these ids)."""
+    co-occurrence (an offline bundle exports the rows touching these ids)."""
     return {(it.id, lang): corpus_form_ids(tok, w, lang) for it in items for lang, w in it.words.items()}
 
 
-def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *,
+def pivot_sets(reader: TableReader, tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *,
                tokenizer: str | None, window: int | None, top_n: int) -> tuple[dict[tuple[str, str, str],
                                                                                     frozenset[int]], dict[str, Any]]:
-    """Pivot candidate token ids per (item, src, tgt) from the lake; and what was used (window, n_docs)."""
+    """Pivot candidate token ids per (item, src, tgt) from the lake's tables; and what was used (window, n_docs,
+    the table versions read)."""
+    from evaluation import tables as lk
     from pivot_spark.steps.pivots import PivotCandidateIndex, has_letters, pair_pivot_candidates, piece_width
-    from training.evaluate import lake as lk
 
     words = lens_word_ids(tok, items)
     all_ids = {i for ids in words.values() for i in ids}
-    cooc, used_window = lk.cooccurrence_near(lake, all_ids, window=window, tokenizer=tokenizer)
-    stats = lk.token_doc_counts(lake, tokenizer)
-    n_docs = lk.n_documents(lake)
+    cooc, used_window = lk.cooccurrence_near(reader, all_ids, window=window, tokenizer=tokenizer)
+    stats = lk.token_doc_counts(reader, tokenizer)
+    n_docs = lk.n_documents(reader)
     vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
     keep = np.array([has_letters(p or "") and piece_width(p or "") >= 2 for p in vocab], dtype=bool)
     index = PivotCandidateIndex.build(cooc, stats)  # once for all pairs
@@ -173,8 +176,10 @@ def pivot_sets(lake: str | Path, tok: Any, items: Sequence[Item], directions: Se
                 out[(it.id, src, tgt)] = frozenset(int(t) for t in cand["token_id"])
     info = {"window": used_window, "n_docs": n_docs, "top_n": top_n, "tokenizer": tokenizer,
             "cooccurrence_rows": len(cooc),
-            "rule": "pivot_spark.steps.pivots.pair_pivot_candidates (paper-notes section 4); tokens with letters "
-                    "and width >= 2 only"}
+            "rule": "pivot_spark.steps.pivots.pair_pivot_candidates (tokens co-occurring with both words beyond "
+                    "their document frequency, ranked by the smaller excess); tokens with letters and width >= 2 "
+                    "only",
+            "versions": reader.pinned()}
     return out, info
 
 

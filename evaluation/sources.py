@@ -16,8 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from training.evaluate import dictionaries as D
-from training.evaluate.lexicon import Lexicon, normalizer
+from evaluation import dictionaries as D
+from evaluation.lexicon import Lexicon, normalizer
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 Why it looks like this:
 
-- The table is read through delta-rs (never as a plain Parquet folder), at a version recorded in every checkpoint,
-  so a resumed run reads exactly the files the first run read.
+- The table's files are those of one pinned version, listed by :func:`pivot_spark.lake.reader.open_reader`
+  (delta-rs on a lake, the manifest of an offline bundle; never a plain Parquet folder listing). The version is
+  recorded in every checkpoint, so a resumed run reads exactly the files the first run read.
 - Work units are (file, row group, slice of the training rows). Rows of the held-out eval shard are filtered out
   before units are cut, so every unit holds training tokens. When a small table has fewer row groups than the
   readers need, row groups are cut into row slices.
@@ -37,8 +38,7 @@ import sentencepiece as spm
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pivot_spark.bundle import Bundle, is_bundle
-from pivot_spark.models import tokenizer_path
+from pivot_spark.lake.reader import open_reader
 
 TABLE = "train_set"
 
@@ -197,14 +197,17 @@ def _parquet_file(uri: str) -> pq.ParquetFile:
 def open_train_set(lake: str, selection: str, arm: str, *, version: int | None = None,
                    eval_shard: int | str | None = "last", tokenizer_model: str | None = None,
                    storage_options: dict[str, str] | None = None) -> TrainSet:
-    """Pin ``train_set`` at ``version`` (default: the latest) and index the selection's row groups.
+    """Pin ``train_set`` at ``version`` (default: the newest) and index the selection's row groups.
 
-    ``eval_shard``: a shard number, ``"last"`` (the highest shard, the one `select` holds out with
-    ``heldout_shard``) or ``None`` (train on everything, no eval). Reads only the small columns here.
-    ``tokenizer_model``: the SentencePiece file, by default ``{lake}/_models/tokenizer/{hash}.model`` of the hash
-    the rows carry (a lake on an object store must pass it: model files are shipped with the job there).
+    ``lake``: a lake URI or an offline bundle (:mod:`pivot_spark.bundle`). ``eval_shard``: a shard number,
+    ``"last"`` (the highest shard, the one `select` holds out with ``heldout_shard``) or ``None`` (train on
+    everything, no eval). Reads only the small columns here. ``tokenizer_model``: the SentencePiece file, by
+    default the one of the hash the rows carry, where the lake (or bundle) keeps it.
     """
-    table_uri, pinned, files = _train_files(lake, selection, arm, version, storage_options)
+    reader = open_reader(lake, versions=None if version is None else {TABLE: version},
+                         storage_options=storage_options)
+    pinned = reader.version(TABLE)
+    files = reader.files(TABLE, {"selection": selection, "arm": arm})
     if not files:
         raise ValueError(f"{TABLE} version {pinned} has no rows for selection={selection!r} arm={arm!r}")
     groups: list[tuple[str, int, np.ndarray, np.ndarray]] = []
@@ -221,7 +224,7 @@ def open_train_set(lake: str, selection: str, arm: str, *, version: int | None =
         raise ValueError(f"{selection}/{arm} mixes tokenizers {sorted(map(str, tokenizers))}: one selection must be "
                          "made with one tokenizer")
     tok_hash = str(tokenizers.pop())
-    sp_path = tokenizer_model or str(tokenizer_path(lake, tok_hash))
+    sp_path = tokenizer_model or str(reader.tokenizer_path(tok_hash))
     sp = spm.SentencePieceProcessor(model_file=sp_path)
     bos_id, eos_id = sp.bos_id(), sp.eos_id()
     if eos_id < 0:
@@ -244,28 +247,8 @@ def open_train_set(lake: str, selection: str, arm: str, *, version: int | None =
             train.append(RowGroup(path, i, ntok[~is_eval] + extra))
         if is_eval.any():
             evals.append(RowGroup(path, i, ntok[is_eval] + extra))
-    return TrainSet(table_uri, pinned, selection, arm, tok_hash, sp_path, sp.get_piece_size(),
+    return TrainSet(reader.table_uri(TABLE), pinned, selection, arm, tok_hash, sp_path, sp.get_piece_size(),
                     shards, held, bos_id, eos_id, train, evals)
-
-
-def _train_files(lake: str, selection: str, arm: str, version: int | None,
-                 storage_options: dict[str, str] | None) -> tuple[str, int, list[str]]:
-    """(table URI, pinned version, data files of the selection/arm) from a lake or a device bundle
-    (:mod:`pivot_spark.bundle`: byte copies of one pinned version's files, for machines without delta-rs)."""
-    if is_bundle(lake):
-        b = Bundle.open(lake)
-        pinned = b.version(TABLE)
-        if version is not None and version != pinned:
-            raise ValueError(f"bundle {lake} holds {TABLE} version {pinned}, not {version}")
-        return b.table_uri(TABLE), pinned, b.files(TABLE, {"selection": selection, "arm": arm})
-    from pivot_spark.lake import Lake  # delta-rs: only where the lake itself is read
-
-    lk = Lake(lake, storage_options)
-    dt = lk.delta(TABLE, version)
-    if dt is None:
-        raise FileNotFoundError(f"no {TABLE} table (version {version}) in lake {lk.uri}: run `pivot-spark select`")
-    files = dt.file_uris(file_pruning_predicate=[("selection", "=", selection), ("arm", "=", arm)])
-    return lk.table_uri(TABLE), dt.version(), list(files)
 
 
 class PackedStream(IterableDataset):

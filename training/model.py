@@ -1,34 +1,14 @@
-"""Llama-family causal LMs built from a named preset (never downloaded), and their FLOP count for MFU.
-
-Sizes follow the usual small-model ladder; the parameter counts below are for a 32k vocabulary with untied
-embeddings (the vocabulary always comes from the selection's SentencePiece model).
-"""
+"""Llama-family causal LMs built from a named preset (:mod:`training.presets`; never downloaded), and their FLOP
+count for MFU."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-
-@dataclass(frozen=True)
-class Preset:
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    intermediate: int
-    tie_embeddings: bool = False
-
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(hidden=64, layers=2, heads=4, kv_heads=4, intermediate=176, tie_embeddings=True),  # CPU tests
-    "small": Preset(hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1376),  # ~25M non-embedding
-    "125m": Preset(hidden=768, layers=12, heads=12, kv_heads=12, intermediate=2048),  # 134M at 32k vocab
-    "350m": Preset(hidden=1024, layers=24, heads=16, kv_heads=16, intermediate=2816),  # 374M at 32k vocab
-    "1b": Preset(hidden=2048, layers=22, heads=32, kv_heads=4, intermediate=5632),  # TinyLlama shape, 1.1B
-}
+from training.presets import PRESETS
 
 
 def llama_config(preset: str, *, vocab_size: int, seq_len: int, bos_id: int, eos_id: int,

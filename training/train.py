@@ -1,19 +1,20 @@
 """``pivot-train``: pretrain a Llama-family model on one selection/arm of ``train_set`` (torchrun-compatible).
 
     pivot-train --lake LAKE --selection main --arm pivot --preset small --max-steps 2000 --out runs/pivot
+    pivot-train --config run.yaml lr=3e-4 seq_len=2048
     torchrun --nproc-per-node 8 -m training.train --lake s3://... --preset 350m --compile ...
 
+Settings: :class:`training.config.TrainConfig` (options, a ``--config`` YAML file, ``key=value`` arguments).
 Reads the table at a pinned version (recorded in every checkpoint and in ``final/pivot_train.json``), trains with
 AdamW + warmup/cosine, clips gradients, accumulates micro-batches, runs bf16 autocast (and optionally compiled
 decoder layers) on CUDA, and keeps DDP ranks in step (gloo on CPU, NCCL on GPU). Every step appends a JSON line to
-``{out}/metrics.jsonl``; checkpoints land atomically in ``{out}/checkpoints``; ``--resume`` continues from the
+``{out}/metrics.jsonl``; checkpoints land atomically in ``{out}/checkpoints``; ``resume`` continues from the
 newest one exactly: same batches, same losses. The final model and tokenizer go to ``{out}/final`` in transformers
 format.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -23,7 +24,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,60 +33,35 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import typer
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from pivot_spark.typed_cli import add_command
 from training import checkpoint
+from training.config import HELP_GROUPS, TrainConfig
 from training.data import PackedStream, TokenLoader, TrainSet, eval_batches, open_train_set
 from training.metrics import MetricsLog, peak_flops
-from training.model import PRESETS, build_model, flops_per_token, n_params
+from training.model import build_model, flops_per_token, n_params
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+add_command(cli, TrainConfig, lambda cfg: cfg, name="pivot-train", groups=HELP_GROUPS,
+            help="Pretrain a Llama-family model on one selection and arm of train_set (torchrun-compatible). "
+                 "Settings come from the options, a --config YAML file and key=value arguments (e.g. lr=3e-4).")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="pivot-train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = p.add_argument_group("data")
-    d.add_argument("--lake", required=True, help="lake root URI holding train_set")
-    d.add_argument("--selection", required=True)
-    d.add_argument("--arm", required=True, help="pivot, random, ...")
-    d.add_argument("--table-version", type=int, default=None, help="train_set version to pin (default: latest)")
-    d.add_argument("--eval-shard", default="last",
-                   help="held-out shard: a number, 'last' (the highest) or 'none' (no eval, train on all)")
-    d.add_argument("--tokenizer", default=None, help="SentencePiece model (default: the one the rows name)")
-    d.add_argument("--seq-len", type=int, default=1024)
-    d.add_argument("--num-workers", type=int, default=2, help="DataLoader workers per rank")
-    d.add_argument("--shuffle-block", type=int, default=512, help="rows shuffled together")
-    d.add_argument("--trace-data", default=None, help="debug: folder where readers log the units and doc ids read")
-    m = p.add_argument_group("model and optimisation")
-    m.add_argument("--preset", default="small", choices=list(PRESETS))
-    m.add_argument("--batch-size", type=int, default=8, help="sequences per micro-batch per rank")
-    m.add_argument("--grad-accum", type=int, default=1)
-    m.add_argument("--max-steps", type=int, default=None)
-    m.add_argument("--max-tokens", type=int, default=None, help="alternative to --max-steps: tokens over all ranks")
-    m.add_argument("--lr", type=float, default=6e-4)
-    m.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine floor as a share of --lr")
-    m.add_argument("--warmup", type=int, default=100, help="warmup steps")
-    m.add_argument("--weight-decay", type=float, default=0.1)
-    m.add_argument("--grad-clip", type=float, default=1.0)
-    m.add_argument("--seed", type=int, default=1234)
-    m.add_argument("--compile", action="store_true", help="torch.compile the decoder layers and the loss (CUDA)")
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", required=True)
-    o.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    o.add_argument("--stop-at", type=int, default=None,
-                   help="checkpoint and exit after this step (time-limited jobs: rerun with --resume)")
-    o.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (0: only at the end)")
-    o.add_argument("--keep", type=int, default=2, help="checkpoints kept")
-    o.add_argument("--eval-every", type=int, default=200, help="eval loss every N steps (0: only at the end)")
-    o.add_argument("--eval-batches", type=int, default=8)
-    o.add_argument("--log-every", type=int, default=10)
-    a = p.parse_args(argv)
-    if (a.max_steps is None) == (a.max_tokens is None):
-        p.error("give exactly one of --max-steps and --max-tokens")
-    a.eval_shard = None if a.eval_shard == "none" else a.eval_shard if a.eval_shard == "last" else int(a.eval_shard)
-    return a
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` of a ``pivot-train`` command line; usage errors exit 2, ``--help`` exits 0."""
+    command = typer.main.get_command(cli)
+    try:
+        result = command.main(args=argv, prog_name="pivot-train", standalone_mode=False)
+    except typer.TyperException as e:  # a usage error: show it as the command line would
+        getattr(e, "show", print)()
+        raise SystemExit(e.exit_code) from e
+    if not isinstance(result, TrainConfig):  # --help, or settings that do not validate (reported)
+        raise SystemExit(result or 0)
+    return result
 
 
 @dataclass
@@ -133,7 +109,7 @@ def _head_loss(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1).long())
 
 
-def lr_lambda(warmup: int, total: int, floor: float):
+def lr_lambda(warmup: int, total: int, floor: float) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -212,36 +188,36 @@ def evaluate(model: nn.Module, batches: list[torch.Tensor], d: Dist) -> float | 
     return _all_mean(total / len(batches), d)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    d = setup_dist(args.device)
+def _train(cfg: TrainConfig) -> dict[str, Any]:
+    d = setup_dist(cfg.device)
     cuda = d.device.type == "cuda"
     if not cuda:
         torch.use_deterministic_algorithms(True)
-    seed_everything(args.seed, d.rank)
-    out = Path(args.out)
-    ts = open_train_set(args.lake, args.selection, args.arm, version=args.table_version, eval_shard=args.eval_shard,
-                        tokenizer_model=args.tokenizer)
-    tokens_per_step = args.batch_size * args.grad_accum * args.seq_len * d.world
-    max_steps = args.max_steps or math.ceil(args.max_tokens / tokens_per_step)
-    stream = PackedStream(ts, seq_len=args.seq_len, batch_size=args.batch_size, seed=args.seed, rank=d.rank,
-                          world=d.world, block=args.shuffle_block, num_workers=args.num_workers,
-                          trace_dir=args.trace_data)
+    seed_everything(cfg.seed, d.rank)
+    out = Path(cfg.out)
+    ts = open_train_set(cfg.lake, cfg.selection, cfg.arm, version=cfg.table_version, eval_shard=cfg.eval_shard,
+                        tokenizer_model=cfg.tokenizer)
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.seq_len * d.world
+    max_steps = cfg.max_steps if cfg.max_steps is not None else math.ceil((cfg.max_tokens or 0) / tokens_per_step)
+    stream = PackedStream(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=cfg.seed, rank=d.rank,
+                          world=d.world, block=cfg.shuffle_block, num_workers=cfg.num_workers,
+                          trace_dir=cfg.trace_data)
     loader = TokenLoader(stream, pin_memory=cuda)
-    evals = eval_batches(ts, seq_len=args.seq_len, batch_size=args.batch_size, max_batches=args.eval_batches,
+    evals = eval_batches(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, max_batches=cfg.eval_batches,
                          rank=d.rank, world=d.world)
 
-    lm = build_model(args.preset, vocab_size=ts.vocab_size, seq_len=args.seq_len, bos_id=ts.bos_id, eos_id=ts.eos_id)
+    lm = build_model(cfg.preset, vocab_size=ts.vocab_size, seq_len=cfg.seq_len, bos_id=ts.bos_id, eos_id=ts.eos_id)
     lm = lm.to(d.device)  # type: ignore[arg-type]
     loss_mod = CausalLMLoss(lm)
-    if args.compile and cuda:
+    if cfg.compile and cuda:
         compile_regions(loss_mod)
     model: nn.Module = DDP(loss_mod, device_ids=[d.local_rank] if cuda else None) if d.world > 1 else loss_mod
-    opt = make_optimizer(lm, args.lr, args.weight_decay, fused=cuda)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup, max_steps, args.min_lr_ratio))
+    opt = make_optimizer(lm, cfg.lr, cfg.weight_decay, fused=cuda)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup, max_steps, cfg.min_lr_ratio))
 
     step = 0
     ckpt_root = out / "checkpoints"
-    if args.resume and (last := checkpoint.latest(ckpt_root)) is not None:
+    if cfg.resume and (last := checkpoint.latest(ckpt_root)) is not None:
         shared, own = checkpoint.load(last, rank=d.rank, world=d.world)
         lm.load_state_dict(shared["model"])
         opt.load_state_dict(shared["optimizer"])
@@ -249,38 +225,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         step = shared["step"]
         loader.load_state_dict(own["data"])
         checkpoint.set_rng_state(own["rng"])
-    elif args.resume and d.main:
+    elif cfg.resume and d.main:
         print(f"pivot-train: no checkpoint in {ckpt_root}; starting from step 0", file=sys.stderr)
 
     log = MetricsLog(out / "metrics.jsonl", enabled=d.main)
-    fpt = flops_per_token(lm.config, args.seq_len)
+    fpt = flops_per_token(lm.config, cfg.seq_len)
     peak = peak_flops(d.device)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
-        log.write("start", step=step, max_steps=max_steps, world=d.world, params=n_params(lm), preset=args.preset,
+        log.write("start", step=step, max_steps=max_steps, world=d.world, params=n_params(lm), preset=cfg.preset,
                   tokens_per_step=tokens_per_step, flops_per_token=fpt, data=ts.describe(),
-                  args={k: v for k, v in vars(args).items()})
+                  args=cfg.model_dump(mode="json"))
 
     def save(at: int) -> None:
         shared = {"model": lm.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                  "step": at, "args": vars(args), "data": ts.describe()}
+                  "step": at, "args": cfg.model_dump(mode="json"), "data": ts.describe()}
         checkpoint.save(ckpt_root, at, shared, {"rng": checkpoint.rng_state(), "data": loader.state_dict()},
-                        rank=d.rank, keep=args.keep)
+                        rank=d.rank, keep=cfg.keep)
 
     batches: Iterator[torch.Tensor] = iter(loader)
     bar = tqdm(total=max_steps, initial=step, disable=not d.main, desc="train", unit="step", dynamic_ncols=True)
     t0, tok0 = time.perf_counter(), 0
     last_loss = float("nan")
     model.train()
-    stop = min(max_steps, args.stop_at or max_steps)
+    stop = min(max_steps, cfg.stop_at or max_steps)
     while step < stop:
         lr = sched.get_last_lr()[0]
-        mean_loss, norm = train_step(model, opt, sched, batches, device=d.device, grad_accum=args.grad_accum,
-                                     grad_clip=args.grad_clip)
+        mean_loss, norm = train_step(model, opt, sched, batches, device=d.device, grad_accum=cfg.grad_accum,
+                                     grad_clip=cfg.grad_clip)
         step += 1
         tok0 += tokens_per_step
         bar.update(1)
-        if step % args.log_every == 0 or step == max_steps:
+        if step % cfg.log_every == 0 or step == max_steps:
             last_loss = _all_mean(mean_loss, d)
             dt = time.perf_counter() - t0
             tps = tok0 / dt
@@ -292,11 +268,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log.write("train", **rec)
             bar.set_postfix(loss=f"{last_loss:.3f}", tok_s=f"{tps:,.0f}")
             t0, tok0 = time.perf_counter(), 0
-        if args.eval_every and step % args.eval_every == 0 and step < max_steps:
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < max_steps:
             ev = evaluate(model, evals, d)
             if ev is not None:
                 log.write("eval", step=step, eval_loss=round(ev, 6))
-        if args.save_every and step % args.save_every == 0 and step < max_steps:
+        if cfg.save_every and step % cfg.save_every == 0 and step < max_steps:
             save(step)
     bar.close()
     done = step >= max_steps
@@ -305,7 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log.write("eval", step=step, eval_loss=round(final_eval, 6))
     save(step)
     summary = {"step": step, "max_steps": max_steps, "loss": last_loss, "eval_loss": final_eval,
-               "data": ts.describe(), "preset": args.preset, "tokens": step * tokens_per_step,
+               "data": ts.describe(), "preset": cfg.preset, "tokens": step * tokens_per_step,
                "data_batches": loader.batches}
     write_rank_summary(out, d, lm, summary)
     if d.main and done:
@@ -339,17 +315,26 @@ def save_final(lm: Any, ts: TrainSet, path: Path, summary: dict[str, Any]) -> No
     (path / "pivot_train.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run one training (every rank calls this under torchrun); returns this rank's summary."""
     try:
-        summary = run(args)
+        return _train(cfg)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def summary_line(summary: dict[str, Any], out: str) -> str:
+    ev = summary["eval_loss"]
+    return (f"pivot-train: {summary['step']}/{summary['max_steps']} steps, {summary['tokens']:,} tokens, loss "
+            f"{summary['loss']:.4f}" + (f", eval loss {ev:.4f}" if ev is not None else "") + f" -> {Path(out)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
-        ev = summary["eval_loss"]
-        print(f"pivot-train: {summary['step']}/{summary['max_steps']} steps, {summary['tokens']:,} tokens, loss {summary['loss']:.4f}"
-              + (f", eval loss {ev:.4f}" if ev is not None else "") + f" -> {Path(args.out)}")
+        print(summary_line(summary, cfg.out))
     return 0
 
 

@@ -28,7 +28,7 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="session")
 def sample_items():
-    from training.evaluate.dataset import read_items
+    from evaluation.dataset import read_items
 
     return read_items(SAMPLE)
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from training.evaluate.cli import app
+from evaluation.cli import app
 
 runner = CliRunner()
 WINDOW = 16
@@ -36,12 +36,12 @@ def lake(tmp_path_factory, tiny_model_dir, sample_items) -> Path:
     """documents -> doc_tokens -> token_stats, cooccurrence and pair_cooccurrence, as the Spark jobs would."""
     from deltalake import write_deltalake
 
+    from evaluation.behaviours import pair_records
+    from evaluation.logit_lens import corpus_form_ids
+    from evaluation.model_io import load_model
     from pivot_spark import schemas
     from pivot_spark.models import file_hash
     from pivot_spark.steps import cooccur
-    from training.evaluate.behaviours import pair_records
-    from training.evaluate.logit_lens import corpus_form_ids
-    from training.evaluate.model_io import load_model
 
     _, tok, _ = load_model(tiny_model_dir, device="cpu")
     tok_hash = file_hash(tiny_model_dir / "tokenizer.model")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from training.evaluate import clwtd as C
-from training.evaluate.model_io import encode_pair, load_model
+from evaluation import clwtd as C
+from evaluation.model_io import encode_pair, load_model
 
 MAIN = ("en", "fr", "ja", "zh")
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from training.evaluate import dictionaries as D
-from training.evaluate.dataset import (
+from evaluation import dictionaries as D
+from evaluation.dataset import (
     BuildConfig,
     Item,
     build,
@@ -17,7 +17,7 @@ from training.evaluate.dataset import (
     wordfreq_zipf,
     write_dataset,
 )
-from training.evaluate.lexicon import Lexicon, normalizer
+from evaluation.lexicon import Lexicon, normalizer
 
 WORDS = {  # English noun -> (Japanese, French)
     "house": ("家", "maison"), "dog": ("犬", "chien"), "cat": ("猫", "chat"), "family": ("家族", "famille"),

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from training.evaluate import dictionaries as D
+from evaluation import dictionaries as D
 
 # WikDict eng-jpn 2024.11.01, article "kite": numbered senses with translations, a nested sense appended to
 # the translation line ("... 紙鳶 2.") and a bare nested sense (" 3."); definitions follow translation lines.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.textset import build_demo_lake
+from tests.support.textset import build_demo_lake
 
 # Two busy cores: one thread per process keeps CPU training fast and its timing stable.
 torch.set_num_threads(1)

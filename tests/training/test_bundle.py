@@ -1,4 +1,4 @@
-"""Device bundles (pivot_spark.bundle): what the trainer and the evaluator read from a bundle is what they read from
+"""Offline bundles (pivot_spark.bundle): what the trainer and the evaluator read from a bundle is what they read from
 the lake, the bundle is checked and written atomically, and reading it needs neither delta-rs nor Spark."""
 
 from __future__ import annotations
@@ -16,21 +16,22 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import write_deltalake
 
-from pivot_spark.bundle import Bundle, Trimmed, export, is_bundle, sha256
+from evaluation import tables as lk
+from pivot_spark.bundle import Bundle, BundleTooLarge, Trimmed, export, is_bundle, sha256
 from pivot_spark.lake import Lake
+from pivot_spark.lake.reader import LakeReader, open_reader
 from training.data import PackedStream, open_train_set
-from training.evaluate import lake as lk
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bundle(lake: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("device") / "bundle"
+    out = tmp_path_factory.mktemp("offline") / "bundle"
     tok = next((Path(lake) / "_models" / "tokenizer").glob("*.model")).stem
     note = tmp_path_factory.mktemp("notes") / "facts.json"
     note.write_text(json.dumps({"tokenizer": tok}))
-    export(Lake(lake), out, train=[("demo", "pivot")], tokenizers=[tok], files={"experiment/facts.json": note},
+    export(open_reader(lake), out, train=[("demo", "pivot")], tokenizers=[tok], files={"experiment/facts.json": note},
            meta={"recipe": "test"})
     return out
 
@@ -60,7 +61,7 @@ def test_a_bundle_holds_only_what_was_exported(bundle):
     with pytest.raises(ValueError, match="holds train_set version 1, not 0"):
         open_train_set(str(bundle), "demo", "pivot", version=0)
     with pytest.raises(FileNotFoundError, match="holds no table 'cooccurrence'"):
-        lk.read(bundle, "cooccurrence")
+        open_reader(bundle).read("cooccurrence")
     m = Bundle.open(bundle).manifest
     assert m["meta"] == {"recipe": "test"} and set(m["files"]) == {"experiment/facts.json",
                                                                    next(iter(k for k in m["files"] if "_models" in k))}
@@ -75,17 +76,17 @@ def test_evaluator_reads_trimmed_tables_and_counts_of_the_pinned_version(tmp_pat
     write_deltalake(str(lake / "cooccurrence"), rows.slice(3), mode="append")
     near = pc.field("token_a").isin(pa.array([1, 4], pa.int32())) & (pc.field("window") == 10)
     out = tmp_path / "bundle"
-    m = export(Lake(str(lake)), out, trimmed={"cooccurrence": Trimmed(near, ["token_a", "token_b", "count",
+    m = export(open_reader(str(lake)), out, trimmed={"cooccurrence": Trimmed(near, ["token_a", "token_b", "count",
                                                                              "tokenizer"], "rows near 1 and 4")},
                counts=[])
     t = m["tables"]["cooccurrence"]
     assert t["version"] == 1 and t["source_rows"] == 5 and t["files"][0]["rows"] == 2 and "is_in" in t["filter"]
-    got = lk.read(out, "cooccurrence").sort_by("token_a")
+    got = open_reader(out).read("cooccurrence").sort_by("token_a")
     assert got.column_names == ["token_a", "token_b", "count", "tokenizer"]
     assert got["token_a"].to_pylist() == [1, 4] and got["count"].to_pylist() == [3, 6]
-    assert lk.read(out, "cooccurrence", ["count"], pc.field("token_a") == 4)["count"].to_pylist() == [6]
-    assert lk.row_count(out, "cooccurrence") == lk.row_count(lake, "cooccurrence") == 5
-    assert lk.tokenizers_in(out, "cooccurrence") == ["t1"]
+    assert open_reader(out).read("cooccurrence", ["count"], pc.field("token_a") == 4)["count"].to_pylist() == [6]
+    assert open_reader(out).row_count("cooccurrence") == open_reader(lake).row_count("cooccurrence") == 5
+    assert lk.tokenizers_in(open_reader(out), "cooccurrence") == ["t1"]
 
 
 def test_verify_finds_missing_and_changed_files(bundle, tmp_path):
@@ -107,12 +108,12 @@ def test_verify_finds_missing_and_changed_files(bundle, tmp_path):
 
 def test_export_replaces_a_bundle_whole_or_not_at_all(lake, tmp_path):
     out = tmp_path / "b"
-    first = export(Lake(lake), out, train=[("demo", "pivot")])
+    first = export(open_reader(lake), out, train=[("demo", "pivot")])
     with pytest.raises(ValueError, match="arm='nope'"):
-        export(Lake(lake), out, train=[("demo", "random"), ("demo", "nope")])
+        export(open_reader(lake), out, train=[("demo", "random"), ("demo", "nope")])
     assert Bundle.open(out).manifest == first and Bundle.open(out).verify() == []
     assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no temporary folder left
-    again = export(Lake(lake), out, train=[("demo", "random")])
+    again = export(open_reader(lake), out, train=[("demo", "random")])
     assert {f["partition"]["arm"] for f in again["tables"]["train_set"]["files"]} == {"random"}
     assert not list(out.glob("train_set/selection=demo/arm=pivot/*"))
 
@@ -126,7 +127,7 @@ def test_reading_a_bundle_needs_neither_deltalake_nor_pyspark(bundle, tmp_path):
             "from training.data import PackedStream, open_train_set\n"
             "ts = open_train_set(sys.argv[1], 'demo', 'pivot')\n"
             "b = next(iter(PackedStream(ts, seq_len=32, batch_size=4, seed=5, block=24)))\n"
-            "import pivot_spark.experiment, training.evaluate.cli\n"
+            "import experiment.run, experiment.cli, evaluation.cli, evaluation.jobs\n"
             "assert 'deltalake' not in sys.modules or sys.modules['deltalake'] is None\n"
             "print('ok', tuple(b.shape))\n")
     env = {**os.environ, "PYTHONPATH": f"{block}{os.pathsep}{ROOT}"}
@@ -134,3 +135,25 @@ def test_reading_a_bundle_needs_neither_deltalake_nor_pyspark(bundle, tmp_path):
                          cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "ok (4, 33)"
+
+
+def test_a_lake_reader_pins_each_table_at_its_first_use(tmp_path):
+    lake = str(tmp_path / "lake")
+    t = pa.table({"x": [1, 2]})
+    write_deltalake(f"{lake}/t", t)
+    r = open_reader(lake)
+    assert isinstance(r, LakeReader) and r.read("t").num_rows == 2 and r.version("t") == 0
+    write_deltalake(f"{lake}/t", t, mode="append")  # the lake moves on; the reader stays at version 0
+    assert r.read("t").num_rows == 2 and r.row_count("t") == 2 and r.pinned() == {"t": 0}
+    assert open_reader(lake).row_count("t") == 4
+    old = open_reader(lake, versions={"t": 0})
+    assert old.read("t").num_rows == 2 and old.pinned() == {"t": 0}
+    with pytest.raises(FileNotFoundError, match="no Delta table 'nope'"):
+        r.read("nope")
+
+
+def test_export_refuses_a_bundle_over_its_size_limit(lake, tmp_path):
+    out = tmp_path / "b"
+    with pytest.raises(BundleTooLarge, match="over its limit of 0.0 MiB"):
+        export(open_reader(lake), out, train=[("demo", "pivot")], max_bytes=1000)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary folder left

@@ -1,5 +1,5 @@
-"""The experiment recipe logic: validation, the plan of models, the commands and the comparisons (no Spark,
-no torch: the end-to-end run is tests/spark/test_experiment_smoke.py)."""
+"""The experiment recipe logic: validation, the plan of models, the typed step settings and the comparisons (no
+Spark, no torch: the end-to-end run is tests/spark/test_experiment_smoke.py)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from pivot_spark import experiment as X
-from pivot_spark.config import ConfigError
-from pivot_spark.experiment import (
-    Experiment,
-    Recipe,
+from experiment import run as X
+from experiment.plan import (
     bundle_key,
     comparisons,
     data_key,
-    load_recipe,
     model_runs,
-    results_markdown,
     subset_result,
-    train_cmd,
+    train_config,
     variants,
     windows_needed,
 )
+from experiment.recipe import Recipe, load_recipe
+from experiment.report import results_markdown
+from experiment.run import Experiment
+from pivot_spark.config import ConfigError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -74,11 +73,11 @@ def test_comparisons_pair_pivot_with_each_baseline_and_ablations_with_random():
     assert ref == "random" and [a for a, _ in arms] == ["pivot-k500", "pivot-w50", "pivot", "random"]
 
 
-def test_train_cmd_resumes_and_uses_one_length_flag():
+def test_train_config_resumes_and_uses_one_length_setting():
     r = recipe()
-    cmd = train_cmd(r, model_runs(r)[1], "/lake", Path("/m"))
-    assert cmd[cmd.index("--arm") + 1] == "random" and cmd[cmd.index("--seed") + 1] == "1"
-    assert "--resume" in cmd and "--max-steps" in cmd and "--max-tokens" not in cmd
+    cfg = train_config(r, model_runs(r)[1], "/lake", Path("/m"))
+    assert cfg.arm == "random" and cfg.seed == 1
+    assert cfg.resume and cfg.max_steps == 5 and cfg.max_tokens is None
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -131,7 +130,7 @@ def test_results_markdown_renders_numbers_and_missing_values():
 
 
 def test_pairs_are_limited_to_the_lens_items(tmp_path):
-    from pivot_spark.experiment import first_item_ids, pair_item
+    from experiment.plan import first_item_ids, pair_item
 
     items = tmp_path / "items.jsonl"
     items.write_text("".join(f'{{"id": "w{i}.n"}}\n' for i in range(5)))
@@ -148,16 +147,16 @@ def test_bundle_key_follows_the_data_a_bundle_holds_not_the_training():
     assert bundle_key(r) != bundle_key(recipe(selection={"token_budget": 5}))
 
 
-def test_missing_console_scripts_run_as_modules(monkeypatch):
-    import shutil
-    import sys
+def test_worker_jobs_carry_the_typed_settings_through_their_file(tmp_path):
+    """The settings of a model's steps reach the worker as they were built: serialized by their own models."""
+    from experiment.worker import Jobs, TrainJob
 
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert X._argv(["pivot-eval", "compare", "--x"]) == [sys.executable, "-m", "training.evaluate.cli", "compare",
-                                                          "--x"]
-    assert X._argv(["/venv/bin/pivot-eval", "compare"]) == ["/venv/bin/pivot-eval", "compare"]
-    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert X._argv(["pivot-train", "--lake", "l"]) == ["pivot-train", "--lake", "l"]
+    r = recipe(train={"max_steps": 5, "eval_shard": "none", "lr": 1e-3})
+    cfg = train_config(r, model_runs(r)[0], "/lake", tmp_path / "m")
+    spec = tmp_path / "jobs.json"
+    spec.write_text(Jobs(jobs=[TrainJob(config=cfg)]).model_dump_json())
+    (job,) = Jobs.model_validate_json(spec.read_text()).jobs
+    assert isinstance(job, TrainJob) and job.config == cfg and job.config.eval_shard is None
 
 
 @pytest.mark.parametrize(("budget", "started"), [(None, 11), (1300.0, 11), (1000.0, 9), (450.0, 4), (150.0, 1), (0.0, 1)])
