@@ -161,29 +161,6 @@ def submit(ctx: typer.Context,
     raise typer.Exit(rc)
 
 
-@app.command()
-def experiment(recipe: Annotated[str, typer.Option("--recipe", "-r", help="experiment recipe YAML "
-                                                                          "(experiments/*.yaml)")],
-               lake: LakeOpt = None,
-               workdir: Annotated[str | None, typer.Option(help="output folder (overrides the recipe's)")] = None,
-               stage: Annotated[str, typer.Option(help="all, data (Spark), models (train + eval), report, or "
-                                                       "bundle (data, then a device bundle at --bundle)")] = "all",
-               bundle: Annotated[str | None, typer.Option(help="--stage bundle: folder of the device bundle "
-                                                               "(docs/device.md)")] = None,
-               budget_s: Annotated[float | None, typer.Option("--budget-s", help="models stage: start no model "
-                                                                                 "when less time is left than "
-                                                                                 "the longest one took")] = None,
-               ) -> None:
-    """The reproduction: rebuild, select arms, train seeds, evaluate, compare, ablations -> results."""
-    from pivot_spark.experiment import STAGES, load_recipe, run_experiment
-
-    if stage not in STAGES:
-        err.print(f"[red]error:[/] --stage must be one of {', '.join(STAGES)}, not {stage!r}")
-        raise typer.Exit(2)
-    _run(lambda: run_experiment(load_recipe(recipe, lake=lake, workdir=workdir), stage=stage,  # type: ignore[arg-type]
-                                bundle=bundle, budget_s=budget_s))
-
-
 @app.command("show-pivots")
 def show_pivots(config: ConfigOpt = "local", lake: LakeOpt = None,
                 pivot_set: Annotated[str | None, typer.Option("--pivot-set", help="label; default the newest")] = None,
