@@ -36,13 +36,14 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
             raise ValueError(f"pivot set {label} is empty or absent from `pivots`")
         pivot_ids = piv["token_id"].to_numpy()
         sp_file = ship_file(ctx.spark, str(models.tokenizer_path(ctx.lake.uri, tok)))
-        stop_list = cfg.cooccur.stop_list
+        # the stop list travels like the tokenizer (cooccur ships it the same way)
+        stop_file = ship_file(ctx.spark, cfg.cooccur.stop_list) if cfg.cooccur.stop_list else None
         docs = (ctx.read("doc_tokens").filter(F.col("tokenizer") == tok)
                 .select("doc_id", "token_ids", "token_langs")
                 .repartition(ctx.spark.sparkContext.defaultParallelism * 4))
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            content, stops = content_and_stops(shipped_path(sp_file), stop_list)
+            content, stops = content_and_stops(shipped_path(sp_file), shipped_path(stop_file) if stop_file else None)
             for b in batches:
                 yield from score_docs(b, pivot_ids=pivot_ids, content=content, pivot_set=label,
                                       stop_ids=stops).to_batches()

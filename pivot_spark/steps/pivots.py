@@ -1,7 +1,7 @@
 """The semantic pivot set from the aggregated co-occurrence graph of one window (pandas/numpy only).
 
-Paper-notes section 4: semantic pivots are hub tokens of the token co-occurrence graph, tokens that co-occur
-strongly with many tokens. What "strongly" and "hub" mean is decided here (docs/pivots.md explains the choices):
+In the paper, semantic pivots are hub tokens of the token co-occurrence graph: tokens that co-occur strongly
+with many tokens. What "strongly" and "hub" mean is decided here (docs/pivots.md explains the choices):
 
 - Nodes are (token, language) pairs, as counted by :func:`pivot_spark.steps.cooccur.count_pairs`; with
   ``cross_lingual_only`` only edges between different languages are used.
@@ -277,8 +277,9 @@ def pair_pivot_candidates(
     keep: np.ndarray | None = None,
     index: PivotCandidateIndex | None = None,
 ) -> pd.DataFrame:
-    """Pivot candidates of one word pair (paper-notes section 4): tokens that co-occur with both words more
-    often than their background document frequency predicts, ranked by the smaller of the two excesses.
+    """Pivot candidates of one word pair (the paper's pivots between a word and its translation): tokens that
+    co-occur with both words more often than their background document frequency predicts, ranked by the
+    smaller of the two excesses.
 
     Languages are summed over. A word's co-occurrence document count with token ``t`` is the minimum over the
     word's tokens (all of them must be near ``t``), its document frequency the minimum of its tokens' ones (an

@@ -1,4 +1,5 @@
-"""Per-document pivot proportion (paper-notes section 5), vectorized over a ``doc_tokens`` batch.
+"""Per-document pivot proportion, vectorized over a ``doc_tokens`` batch: the paper's measure of how much of a
+document is made of semantic pivots, by which documents are ranked for the pivot arm of a selection.
 
 ``pivot_proportion = n_pivot_tokens / n_content_tokens``: content tokens (the same mask and stop list the
 co-occurrence counts use) are the denominator, so punctuation-heavy or code-heavy documents are not penalised
