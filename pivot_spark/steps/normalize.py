@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -314,7 +315,7 @@ def ingest_files(paths: Sequence[str], *, source_default: str, max_text_bytes: i
                                 preview_chars=preview_chars, fields=fields)
 
 
-def _open_binary(path: str) -> io.BufferedReader:
+def _open_binary(path: str) -> io.BufferedIOBase:
     """A local file, decompressed by its suffix (kept for the benchmarks' corpus subsetting)."""
     kind = detect_format(path.rsplit("/", 1)[-1])
-    return open_stream(pafs.LocalFileSystem(), path, kind[1] if kind else None)
+    return open_stream(pafs.LocalFileSystem(), os.path.abspath(path), kind[1] if kind else None)

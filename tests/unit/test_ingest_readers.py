@@ -192,7 +192,7 @@ def test_listing_is_one_recursive_call(tmp_path):
         d.mkdir(exist_ok=True)
         (d / f"{i:03d}.jsonl").write_text('{"text": "x"}\n')
     (tmp_path / "MANIFEST.json").write_text("{}")
-    calls = Counter()
+    calls: Counter[str] = Counter()
 
     class Counting(pafs.FSSpecHandler):  # counts the calls a listing makes, reading the real folder
         def get_file_info(self, paths):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,7 +22,7 @@ from pivot_spark.steps.normalize import (
     validate_record,
 )
 
-KW = {"source_default": "src", "max_text_bytes": 100, "preview_chars": 50}
+KW: dict[str, Any] = {"source_default": "src", "max_text_bytes": 100, "preview_chars": 50}
 
 
 def _v(data, fields=None):
