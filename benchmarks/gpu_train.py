@@ -1,15 +1,15 @@
-"""Training throughput and MFU on the lent GPU: 125m and 350m, real train_set stream vs synthetic tokens.
+"""Training throughput and MFU on a GPU: 125m and 350m, real train_set stream vs synthetic tokens.
 
-One prepared script for the device machine (README of the device tool). Here, once:
+One script that needs no network on the GPU node (docs/benchmarks.md). Beforehand, on any machine:
 
     python benchmarks/gpu_train.py --prepare          # trains the 32k BPE tokenizer into .cache/gpu_bench/
     python benchmarks/gpu_train.py --dry-run --device cpu   # the whole path with tiny sizes
 
-There (python3 with torch/transformers/sentencepiece/pyarrow; deltalake carried as wheels in .whl):
+On the GPU node (python3 with torch/transformers/sentencepiece/pyarrow; deltalake from wheels if missing):
 
     python3 benchmarks/gpu_train.py --sp-model .cache/gpu_bench/bpe32000.model
 
-It writes a real ``train_set`` (text found on the machine, encoded with the carried tokenizer, Delta via
+It writes a real ``train_set`` (text found on the machine, encoded with the prepared tokenizer, Delta via
 deltalake), then for each preset times the trainer's own ``train_step`` (compiled decoder layers and loss, bf16
 autocast, fused AdamW) on synthetic random tokens and on the real stream (``TokenLoader``, worker processes,
 pinned memory). Last line: ``RESULT gpu_mfu_350m <MFU with the real stream>``.
@@ -42,7 +42,7 @@ PREP = Path(__file__).resolve().parents[1] / ".cache" / "gpu_bench"
 
 
 def prepare(vocab: int, text_bytes: int) -> Path:
-    """Train the benchmark tokenizer here (the project's trainer options), to carry to the device."""
+    """Train the benchmark tokenizer (the project's trainer options), to copy to the GPU node."""
     from tests.support.textset import train_sentencepiece
 
     docs = documents(local_texts(text_bytes))

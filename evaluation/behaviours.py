@@ -1,4 +1,5 @@
-"""Semantic pivot vs co-occurrence behaviour, and how well co-occurrence frequency predicts it (paper-notes 3).
+"""Semantic pivot vs co-occurrence behaviour, and how well co-occurrence frequency predicts it (docs/evaluation.md
+section 4).
 
 An item (in one direction) shows **semantic pivot behaviour** when the most confident top-1 token over all
 layers is neither the final layer's top-1 token nor one of the source word's tokens: some intermediate token

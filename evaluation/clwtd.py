@@ -1,4 +1,4 @@
-"""The word-level cross-lingual translation score (paper-notes section 1).
+"""The word-level cross-lingual translation score (CLWTD) as docs/evaluation.md section 1 defines it.
 
 For an item and direction L1 -> L2 with correct source x*, target y* and the item's nine L1 distractors x_j:
 

@@ -95,7 +95,7 @@ class BehavioursConfig(_Settings):
     table_versions: dict[str, int] = Field(default_factory=dict, description="table -> version to read from the "
                                                                              "lake (default: the newest)")
     window: int | None = Field(None, description="pair_cooccurrence window (default: the largest)")
-    freq: Literal["count", "doc_count"] = Field("count", description="the frequency column: count or doc_count")
+    freq: Literal["count", "doc_count"] = Field("count", description="the pair_cooccurrence frequency column")
 
 
 class CompareConfig(_Settings):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
 
-from experiment.recipe import Stage, load_recipe
+from experiment.recipe import STAGES, Stage, load_recipe
 from pivot_spark.config import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,8 +28,8 @@ def experiment(
     lake: Annotated[str | None, typer.Option(help="lake URI, or an offline bundle for the models and report "
                                                   "stages (replaces the recipe's spark.lake)")] = None,
     workdir: Annotated[str | None, typer.Option(help="output folder (replaces the recipe's workdir)")] = None,
-    stage: Annotated[Stage, typer.Option(help="all; data (Spark); models (train and evaluate); report; bundle "
-                                              "(data, then an offline bundle at --bundle)")] = "all",
+    stage: Annotated[str, typer.Option(help="all; data (Spark); models (train and evaluate); report; bundle "
+                                            "(data, then an offline bundle at --bundle)")] = "all",
     bundle: Annotated[Path | None, typer.Option(help="--stage bundle: folder of the offline bundle "
                                                      "(docs/offline-bundle.md)")] = None,
     budget_s: Annotated[float | None, typer.Option("--budget-s", help="models stage: start no model when less "
@@ -42,8 +42,10 @@ def experiment(
     from experiment.run import run_experiment
 
     try:
+        if stage not in STAGES:
+            raise ConfigError(f"--stage must be one of {', '.join(STAGES)}, not {stage!r}")
         r = load_recipe(recipe, lake=lake, workdir=workdir, overrides=overrides or [])
-        run_experiment(r, stage=stage, bundle=bundle, budget_s=budget_s)
+        run_experiment(r, stage=cast(Stage, stage), bundle=bundle, budget_s=budget_s)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from e

@@ -6,10 +6,10 @@ mapping of fields) and ``key=value`` arguments (YAML values, ``a.b=v`` into mapp
 takes them. The command validates the model and calls ``run`` with it. Precedence, lowest first: the model's
 defaults, the ``--config`` file, the ``key=value`` arguments, the options given on the command line.
 
-Option types follow the field: ``bool`` is a ``--x/--no-x`` flag, a ``Literal`` a choice, a list of scalars one
-comma-separated value (``--langs en,fr``), a list of lists a repeatable option of comma-separated values;
-mapping fields are set through the file or ``key=value`` only. Fields whose value the command line cannot spell
-otherwise (unions) take text and leave the conversion to the model's validators.
+Option types follow the field: ``bool`` is a ``--x/--no-x`` flag, a list of scalars one comma-separated value
+(``--langs en,fr``), a list of lists a repeatable option of comma-separated values; mapping fields are set through
+the file or ``key=value`` only. Fields the command line cannot spell otherwise (``Literal`` choices, unions) take
+text and leave the conversion and the check to the model's validators.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _option(name: str, annotation: Any, default: Any, required: bool, help_text:
     decls = [f"--{name.replace('_', '-')}"]
     kw: dict[str, Any] = {"help": help_text, "rich_help_panel": panel, "show_default": not required}
     cli_t: Any
-    if t in _SCALARS or origin is Literal:
+    if t in _SCALARS:
         cli_t = t
         if t is bool:
             decls = [f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"]
@@ -114,6 +114,9 @@ def _option(name: str, annotation: Any, default: Any, required: bool, help_text:
     elif origin is list:
         cli_t = str
         default = None if default is None else ",".join(map(str, default))
+    elif origin is Literal:
+        cli_t = str
+        kw["help"] = f"{help_text} (one of: {', '.join(map(str, args))})".strip()
     elif origin is dict:
         return None
     else:

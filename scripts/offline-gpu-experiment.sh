@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
-# The models and report stages of an experiment recipe on a lent GPU machine, from a device bundle
-# (docs/device.md). Prepared on the Spark side with
-#   pivot-spark experiment --recipe experiments/gpu.yaml --stage bundle --bundle .bundle/gpu
-#   scripts/device-wheels.sh
-# then one device call from the repository root, carrying .bundle and .whl:
-#   bash scripts/device-experiment.sh experiments/gpu.yaml .bundle/gpu 420
-# BUDGET_S (default 420): the models stage starts no model when less time is left than the longest one took;
-# the report then compares the models that exist. Everything but the model weights comes back under $OUT:
-# results.md, results.json, the comparisons, every evaluation, training metrics and this log (device.log),
-# packed as results.tar.gz. Also runs on a CPU box with the project's venv (PYTHON=.venv/bin/python) and a recipe
-# whose train.device is cpu: the rehearsal in docs/device.md.
+# The models and report stages of an experiment recipe on a GPU node that cannot reach the lake, from an offline
+# bundle (docs/offline-bundle.md). Prepare on a machine with the lake:
+#   pivot-experiment --recipe experiments/gpu.yaml --stage bundle --bundle .bundle/gpu
+#   scripts/offline-gpu-wheels.sh          # only if the node's Python lacks pydantic
+# copy the repository (source tree), .bundle/gpu and .whl to the node, and run from the repository root there:
+#   bash scripts/offline-gpu-experiment.sh experiments/gpu.yaml .bundle/gpu 420
+# BUDGET_S (third argument, default 420 s): the models stage starts no model when less time is left than the
+# longest one took, and a hard stop interrupts it 90 s past the budget; the report then compares the models
+# that exist. Under $OUT (default out/offline-gpu): run.log (this script's output), results.md, and
+# results.tar.gz with everything of the workdir but the model weights (results.json, the comparisons, every
+# evaluation, training metrics, the workers' logs).
+# Environment: PYTHON (default python3; needs torch, transformers, sentencepiece, pyarrow, pandas, numpy,
+# scikit-learn, matplotlib, typer, rich, pyyaml, tqdm), WHEELS (default .whl: when it holds wheels, PACKAGES
+# from it are installed first, default pydantic and its three dependencies), SITE (default /tmp/pivot-site:
+# where they are installed), WORK (default /tmp/pivot-experiment: the workdir).
+# With PYTHON=.venv/bin/python and a recipe whose train.device is cpu it also runs on a CPU machine (a rehearsal).
 set -uo pipefail
-recipe=${1:?usage: device-experiment.sh RECIPE BUNDLE [BUDGET_S]}
-bundle=${2:?usage: device-experiment.sh RECIPE BUNDLE [BUDGET_S]}
+usage="usage: offline-gpu-experiment.sh RECIPE BUNDLE [BUDGET_S]"
+recipe=${1:?$usage}
+bundle=${2:?$usage}
 budget=${3:-420}
 py=${PYTHON:-python3}
-out=${OUT:-out/device}
+out=${OUT:-out/offline-gpu}
 work=${WORK:-/tmp/pivot-experiment}
+site=${SITE:-/tmp/pivot-site}
 mkdir -p "$out"
-exec > >(tee -a "$out/device.log") 2>&1
+exec > >(tee -a "$out/run.log") 2>&1
 t0=$SECONDS
 
 wheels=${WHEELS:-.whl}
 if compgen -G "$wheels/*.whl" >/dev/null; then
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/pivot-site \
-    --find-links "$wheels" pydantic pydantic_core annotated-types typing-inspection || exit 3
-  export PYTHONPATH=/tmp/pivot-site${PYTHONPATH:+:$PYTHONPATH}
+  read -r -a pkgs <<< "${PACKAGES:-pydantic pydantic_core annotated-types typing-inspection}"
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+    --find-links "$wheels" "${pkgs[@]}" || exit 3
+  export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 "$py" - <<'PY' || exit 3
@@ -37,7 +45,7 @@ PY
 "$py" -c "from pivot_spark.bundle import Bundle; import sys; p = Bundle.open(sys.argv[1]).verify(); \
 print('bundle verified' if not p else p); sys.exit(1 if p else 0)" "$bundle" || exit 3
 
-experiment=("$py" -m pivot_spark.cli experiment --recipe "$recipe" --lake "$bundle" --workdir "$work")
+experiment=("$py" -m experiment.cli --recipe "$recipe" --lake "$bundle" --workdir "$work")
 # a hard stop a minute and a half past the budget (a model is then interrupted; what finished is kept)
 timeout --signal=INT $((budget + 90)) "${experiment[@]}" --stage models --budget-s "$budget"
 models_rc=$?
@@ -50,6 +58,6 @@ report_rc=$?
  find . -path '*/final/pivot_train.json' -o -path '*/final/config.json') | sort > "$out/files.txt"
 tar -czf "$out/results.tar.gz" -C "$work" -T "$out/files.txt"
 cp "$work/results/results.md" "$out/results.md" 2>/dev/null
-echo "device-experiment: models stage exit $models_rc, report exit $report_rc, $((SECONDS - t0)) s;" \
+echo "offline-gpu-experiment: models stage exit $models_rc, report exit $report_rc, $((SECONDS - t0)) s;" \
   "$(wc -l < "$out/files.txt") files in $out/results.tar.gz"
 [ "$report_rc" -eq 0 ] && [ "$models_rc" -eq 0 ]

@@ -45,23 +45,22 @@ from training.data import PackedStream, TokenLoader, TrainSet, eval_batches, ope
 from training.metrics import MetricsLog, peak_flops
 from training.model import build_model, flops_per_token, n_params
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-add_command(cli, TrainConfig, lambda cfg: cfg, name="pivot-train", groups=HELP_GROUPS,
-            help="Pretrain a Llama-family model on one selection and arm of train_set (torchrun-compatible). "
-                 "Settings come from the options, a --config YAML file and key=value arguments (e.g. lr=3e-4).")
-
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of a ``pivot-train`` command line; usage errors exit 2, ``--help`` exits 0."""
-    command = typer.main.get_command(cli)
+    got: list[TrainConfig] = []
+    cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    add_command(cli, TrainConfig, got.append, name="pivot-train", groups=HELP_GROUPS,
+                help="Pretrain a Llama-family model on one selection and arm of train_set (torchrun-compatible). "
+                     "Settings come from the options, a --config YAML file and key=value arguments (e.g. "
+                     "lr=3e-4).")
     try:
-        result = command.main(args=argv, prog_name="pivot-train", standalone_mode=False)
-    except typer.TyperException as e:  # a usage error: show it as the command line would
-        getattr(e, "show", print)()
-        raise SystemExit(e.exit_code) from e
-    if not isinstance(result, TrainConfig):  # --help, or settings that do not validate (reported)
-        raise SystemExit(result or 0)
-    return result
+        cli(args=sys.argv[1:] if argv is None else argv, prog_name="pivot-train")
+    except SystemExit as e:  # the command line always ends with one
+        if got and e.code in (0, None):
+            return got[0]
+        raise
+    raise RuntimeError("pivot-train: the command line ended without settings")
 
 
 @dataclass

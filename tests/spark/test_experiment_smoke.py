@@ -21,9 +21,12 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(2700)]
 
 
 def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
-    from pivot_spark.experiment import load_recipe, model_runs, run_experiment
-    from training.evaluate.corpus import coverage, lake_texts
-    from training.evaluate.dataset import read_items
+    from evaluation.corpus import coverage, lake_texts
+    from evaluation.dataset import read_items
+    from experiment.plan import model_runs
+    from experiment.recipe import load_recipe
+    from experiment.run import run_experiment
+    from pivot_spark.lake.reader import open_reader
 
     lake = tmp_path / "lake"
     work = tmp_path / "work"
@@ -32,7 +35,7 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
         "spark": {"config": "smoke", "lake": str(lake)},
         "selection": {"name": "exp", "token_budget": 30000},
         "train": {"preset": "tiny", "seeds": [1, 2, 3], "max_steps": 4, "seq_len": 64, "batch_size": 4,
-                  "warmup": 1, "extra": ["--eval-batches", "1"]},
+                  "lr": 3e-3, "warmup": 1, "num_workers": 0, "eval_batches": 1},
         "eval": {"dataset": str(ITEMS), "corpus_items": str(tmp_path / "corpus-items.txt"), "max_items": 4,
                  "lens_items": 4, "pair_windows": [10, 30], "behaviour_window": 30},
         "ablations": [{"name": "k100", "overrides": ["pivots.top_k=100"], "seeds": [1]}],
@@ -44,7 +47,7 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
 
     run_experiment(r, stage="data")
     # the corpus-occurring subset, computed the way build-dataset --corpus-lake computes it
-    _, present = coverage(read_items(ITEMS)[:4], lake_texts(str(lake)))
+    _, present = coverage(read_items(ITEMS)[:4], lake_texts(open_reader(str(lake))))
     (tmp_path / "corpus-items.txt").write_text("".join(f"{i}\n" for i in present))
     res = run_experiment(r, stage="all")
 
@@ -79,11 +82,11 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
     assert not [s for s in steps if " train" in s or " clwtd" in s or "logit-lens" in s or "behaviours" in s]
     assert stamp == {p: p.stat().st_mtime_ns for p in work.glob("evals/*/clwtd/clwtd.json")}
 
-    # a device bundle of the same recipe, read where neither delta-rs nor Spark is installed: the first model
+    # an offline bundle of the same recipe, read where neither delta-rs nor Spark is installed: the first model
     # (the budget stops the models stage after it) trains and scores exactly as it did from the lake
-    from pivot_spark.experiment import bundle_key
+    from experiment.plan import bundle_key
 
-    bundle, work2 = tmp_path / "bundle", tmp_path / "work-device"
+    bundle, work2 = tmp_path / "bundle", tmp_path / "work-offline"
     run_experiment(r, stage="bundle", bundle=bundle)
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["meta"]["bundle_key"] == bundle_key(r)
@@ -93,7 +96,7 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
     (block / "sitecustomize.py").write_text(
         "import sys\nfor m in ('deltalake', 'pyspark', 'delta', 'fasttext', 'langcodes'):\n    sys.modules[m] = None\n")
     env = {**os.environ, "PYTHONPATH": f"{block}{os.pathsep}{ROOT}"}
-    cmd = [sys.executable, "-m", "pivot_spark.cli", "experiment", "--recipe", str(path), "--lake", str(bundle),
+    cmd = [sys.executable, "-m", "experiment.cli", "--recipe", str(path), "--lake", str(bundle),
            "--workdir", str(work2)]
     res = subprocess.run([*cmd, "--stage", "models", "--budget-s", "1"], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=1200)
@@ -111,5 +114,5 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
     res = subprocess.run([*cmd, "--stage", "report"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert list(json.loads((work2 / "results" / "results.json").read_text())["models"][first]["clwtd"])
-    with pytest.raises(Exception, match="device bundle"):
+    with pytest.raises(Exception, match="is an offline bundle"):
         run_experiment(load_recipe(path, lake=str(bundle), workdir=str(work2)), stage="data")

@@ -1,8 +1,11 @@
-"""Build a real ``train_set`` without Spark: local text -> SentencePiece BPE -> token ids -> Delta.
+"""Test and benchmark support: a real ``train_set`` without Spark (local text -> SentencePiece BPE -> token ids ->
+Delta).
 
 The Spark ``select`` job writes the production table; this module writes one with the same schema, partitioning
 and tokenizer layout from text that is on any Debian machine (licenses, package copyright files and changelogs),
-so the trainer's tests and benchmarks run on real token statistics on a machine with no JVM (the GPU box too).
+so the trainer's tests and benchmarks run on real token statistics on a machine with no JVM (a GPU node too). Not
+part of the installed package: tests import it as ``tests.support.textset``, benchmarks with the repository root
+on ``sys.path``.
 """
 
 from __future__ import annotations
