@@ -8,6 +8,7 @@ the jobs in order and stops at the first failure (exit status 1, the traceback i
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -69,14 +70,14 @@ class Jobs(BaseModel):
     jobs: list[Job]
 
 
-def run_job(job: Job) -> Any:
+def run_job(job: Job) -> dict[str, Any]:
     """Run one job in this process; returns its summary."""
     if isinstance(job, TrainJob):
         from training.train import summary_line, train
 
         summary = train(job.config)
         print(summary_line(summary, job.config.out), flush=True)
-        return summary
+        return {k: summary[k] for k in ("step", "max_steps", "tokens", "loss", "eval_loss")}
     from evaluation import jobs
 
     if isinstance(job, BuildDatasetJob):
@@ -104,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     for job in todo.jobs:
         print(f"\n$ {job.kind} {job.config.model_dump_json()}", flush=True)
         t0 = time.perf_counter()
-        run_job(job)
-        print(f"# {job.kind} done after {time.perf_counter() - t0:.1f} s", flush=True)
+        summary = run_job(job)
+        print(f"# {job.kind} done after {time.perf_counter() - t0:.1f} s: "
+              f"{json.dumps(summary, ensure_ascii=False, default=str)}", flush=True)
     return 0
 
 

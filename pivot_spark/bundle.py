@@ -115,9 +115,6 @@ class Bundle(TableReader):
                                     "export it with the data it is needed for")
         return dict(tables[name])
 
-    def has(self, table: str) -> bool:
-        return table in self.manifest["tables"]
-
     def _pin(self, table: str, wanted: int | None) -> int:
         version = int(self._table(table)["version"])
         if wanted is not None and wanted != version:

@@ -128,10 +128,10 @@ def _option(name: str, annotation: Any, default: Any, required: bool, help_text:
 
 
 def add_command(app: typer.Typer, model: type[M], run: Callable[[M], Any], *, name: str, help: str,
-                groups: Mapping[str, Sequence[str]] | None = None, exclude: Sequence[str] = ()) -> None:
-    """Add command ``name`` to ``app``: options from ``model``'s fields (``groups``: help panel -> fields;
-    ``exclude``: fields not offered as options), ``--config FILE`` and ``key=value`` arguments; it calls
-    ``run(settings)`` and returns what ``run`` returns."""
+                groups: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Add command ``name`` to ``app``: options from ``model``'s fields (``groups``: help panel -> fields, listed
+    in that order), ``--config FILE`` and ``key=value`` arguments; it calls ``run(settings)`` and returns what
+    ``run`` returns."""
     panel_of = {f: panel for panel, fields in (groups or {}).items() for f in fields}
     params = [
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
@@ -143,8 +143,6 @@ def add_command(app: typer.Typer, model: type[M], run: Callable[[M], Any], *, na
     grouped = [f for fields in (groups or {}).values() for f in fields]
     for field_name in dict.fromkeys([*grouped, *model.model_fields]):
         field = model.model_fields[field_name]
-        if field_name in exclude:
-            continue
         if field_name in _RESERVED:
             raise ValueError(f"{model.__name__}.{field_name}: the name is taken by the command line")
         required = field.is_required()

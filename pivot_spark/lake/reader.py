@@ -64,10 +64,6 @@ class TableReader(ABC):
     def table_uri(self, table: str) -> str: ...
 
     @abstractmethod
-    def has(self, table: str) -> bool:
-        """Whether the table can be read here."""
-
-    @abstractmethod
     def read(self, table: str, columns: Sequence[str] | None = None, filter: pc.Expression | None = None
              ) -> pa.Table: ...
 
@@ -113,9 +109,6 @@ class LakeReader(TableReader):
 
     def table_uri(self, table: str) -> str:
         return self._lake.table_uri(table)
-
-    def has(self, table: str) -> bool:
-        return table in self._pins or self._lake.exists(table)
 
     def read(self, table: str, columns: Sequence[str] | None = None, filter: pc.Expression | None = None
              ) -> pa.Table:

@@ -113,6 +113,15 @@ def test_pairs(small_set, tmp_path):
     assert len({r["pair_id"] for r in recs}) == len(recs)
 
 
+def test_settings_from_a_file_and_key_value(small_set, tmp_path):
+    cfg = tmp_path / "pairs.yaml"
+    cfg.write_text(f"dataset: {small_set}\nout: {tmp_path / 'unused.jsonl'}\n")
+    invoke("pairs", "--config", cfg, f"out={tmp_path / 'pairs.jsonl'}")
+    assert (tmp_path / "pairs.jsonl").exists() and not (tmp_path / "unused.jsonl").exists()
+    res = runner.invoke(app, ["pairs", "--config", str(cfg), "bogus=1"])
+    assert res.exit_code == 2 and "bogus" in res.output
+
+
 def test_clwtd_and_compare(tiny_model_dir, small_set, tmp_path):
     subset = tmp_path / "subset.txt"
     subset.write_text("".join(json.loads(x)["id"] + "\n" for x in small_set.read_text().splitlines()[3:10]))
