@@ -36,6 +36,10 @@ from pivot_spark.config import PivotsConfig
 WORD_START = "\u2581"  # SentencePiece's word-start marker
 
 PIVOT_COLUMNS = ["token_id", "piece", "score", "degree", "n_langs", "rank", "pivot_set", "tokenizer"]
+PAIR_KEYS = ["token_a", "token_b", "lang_a", "lang_b"]
+HALF_COLUMNS = ["token_id", "lang", "partner", "partner_lang", "assoc"]
+# The token_stats column each association takes its marginals from.
+MARGINAL = {"ppmi": "count", "lift": "doc_count"}
 
 
 @dataclass(frozen=True)
@@ -85,27 +89,58 @@ def token_filter(
     ids = per_token["token_id"].to_numpy()
     if len(ids) and (ids.min() < 0 or ids.max() >= len(content)):
         raise ValueError(f"token_stats has token ids outside the content mask's vocabulary of {len(content)}")
-    stops = set(int(t) for t in stop_ids or ())
     per_token["piece"] = [str(pieces[int(t)]) for t in ids]
     per_token["doc_freq"] = np.minimum(per_token["doc_count"].to_numpy() / n_docs, 1.0)
     per_token["lang_doc_freq"] = _lang_doc_freq(stats, docs_by_lang or {}, cfg.min_lang_docs).reindex(
         per_token["token_id"]).fillna(0.0).to_numpy()
     checks = [
-        ("not_content", np.array([not content[t] or int(t) in stops for t in ids], dtype=bool)),
-        ("no_letters", np.array([not has_letters(p) for p in per_token["piece"]], dtype=bool)),
-        (
-            "piece_too_short",
-            np.array([piece_width(p) < cfg.min_piece_chars for p in per_token["piece"]], dtype=bool),
-        ),
+        *piece_checks(ids, pieces, content, stop_ids, cfg.min_piece_chars),
         ("rare", per_token["count"].to_numpy() < cfg.min_token_count),
         ("too_frequent", per_token["doc_freq"].to_numpy() > cfg.max_doc_freq),
         ("function_word", per_token["lang_doc_freq"].to_numpy() > cfg.max_lang_doc_freq),
     ]
-    reason = np.full(len(per_token), None, dtype=object)
+    per_token["reason"] = first_reason(checks, len(per_token))
+    return per_token
+
+
+def piece_checks(
+    ids: np.ndarray,
+    pieces: Sequence[str] | Mapping[int, str],
+    content: np.ndarray,
+    stop_ids: Iterable[int] | None,
+    min_piece_chars: int,
+) -> list[tuple[str, np.ndarray]]:
+    """The filters that look at the piece only (``not_content``, ``no_letters``, ``piece_too_short``, in this
+    order), one boolean mask each over ``ids``: they depend on the vocabulary, not on the counts."""
+    stops = set(int(t) for t in stop_ids or ())
+    texts = [str(pieces[int(t)]) for t in ids]
+    return [
+        ("not_content", np.array([not content[t] or int(t) in stops for t in ids], dtype=bool)),
+        ("no_letters", np.array([not has_letters(p) for p in texts], dtype=bool)),
+        ("piece_too_short", np.array([piece_width(p) < min_piece_chars for p in texts], dtype=bool)),
+    ]
+
+
+def piece_table(
+    pieces: Sequence[str],
+    content: np.ndarray,
+    stop_ids: Iterable[int] | None,
+    min_piece_chars: int,
+) -> pd.DataFrame:
+    """The whole vocabulary with its piece-level drop reason: ``token_id, piece, piece_reason`` (None where the
+    piece passes :func:`piece_checks`); the same for every count, so it is computed once per vocabulary."""
+    ids = np.arange(len(pieces), dtype=np.int64)
+    checks = piece_checks(ids, pieces, content, stop_ids, min_piece_chars)
+    return pd.DataFrame({"token_id": ids.astype(np.int32), "piece": [str(p) for p in pieces],
+                         "piece_reason": first_reason(checks, len(ids))})
+
+
+def first_reason(checks: Sequence[tuple[str, np.ndarray]], n: int) -> np.ndarray:
+    """Per row, the name of the first check whose mask is True (None where none is): the drop ``reason``."""
+    reason = np.full(n, None, dtype=object)
     for name, hit in reversed(checks):  # the first failing check wins
         reason[hit] = name
-    per_token["reason"] = reason
-    return per_token
+    return reason
 
 
 def _lang_doc_freq(stats: pd.DataFrame, docs_by_lang: Mapping[str, int], min_docs: int) -> pd.Series:
@@ -135,42 +170,75 @@ def associations(
     marginals from ``token_stats`` (all occurrences), not from the ``min_count``-pruned pair table: row sums of
     a pruned table shrink most for rare tokens, which would inflate every frequent token's PPMI with them."""
     edges = cooc[cooc["lang_a"] != cooc["lang_b"]] if cross_lingual_only else cooc
-    edges = edges[["token_a", "token_b", "lang_a", "lang_b", "count", "doc_count"]].reset_index(drop=True)
+    edges = edges[[*PAIR_KEYS, "count", "doc_count"]].reset_index(drop=True)
     if edges.empty:
         return edges.assign(assoc=pd.Series(dtype=float))
-    if association == "ppmi":
-        if window is None or window < 2:
-            raise ValueError("ppmi needs the window the counts were made with (>= 2)")
-        freq = stats.groupby(["token_id", "lang"])["count"].sum()
-        total = float(freq.sum())
-        c_a = _lookup(freq, edges["token_a"], edges["lang_a"])
-        c_b = _lookup(freq, edges["token_b"], edges["lang_b"])
-        _need_stats(c_a, c_b)
-        expected = c_a * c_b * 2.0 * (window - 1) / total
-        assoc = np.maximum(np.log(edges["count"].to_numpy() / expected), 0.0)
-    elif association == "lift":
-        df = stats.groupby(["token_id", "lang"])["doc_count"].sum()
-        df_a = _lookup(df, edges["token_a"], edges["lang_a"])
-        df_b = _lookup(df, edges["token_b"], edges["lang_b"])
-        _need_stats(df_a, df_b)
-        assoc = np.log(edges["doc_count"].to_numpy() * float(n_docs) / (df_a * df_b))
-    else:
-        raise ValueError(f"unknown association {association!r}: use 'ppmi' or 'lift'")
+    check_association(association, window)
+    marginal = stats.groupby(["token_id", "lang"])[MARGINAL[association]].sum()
+    m_a = _lookup(marginal, edges["token_a"], edges["lang_a"])
+    m_b = _lookup(marginal, edges["token_b"], edges["lang_b"])
+    _need_stats(m_a, m_b)
+    assoc = association_values(association, edges["count"].to_numpy(), edges["doc_count"].to_numpy(), m_a, m_b,
+                               window=window, total=float(stats["count"].sum()), n_docs=n_docs)
     return edges.assign(assoc=assoc)
+
+
+
+def check_association(association: str, window: int | None) -> None:
+    if association not in MARGINAL:
+        raise ValueError(f"unknown association {association!r}: use 'ppmi' or 'lift'")
+    if association == "ppmi" and (window is None or window < 2):
+        raise ValueError("ppmi needs the window the counts were made with (>= 2)")
+
+
+def association_values(
+    association: str,
+    count: np.ndarray,
+    doc_count: np.ndarray,
+    marginal_a: np.ndarray,
+    marginal_b: np.ndarray,
+    *,
+    window: int | None,
+    total: float,
+    n_docs: int,
+) -> np.ndarray:
+    """Association per edge from its counts and its two nodes' marginals (``MARGINAL[association]`` of
+    ``token_stats``, as float): PPMI against ``total`` counted occurrences, or log-lift over ``n_docs``
+    documents (module docstring). Element-wise, so any split of the edges into batches gives the same values."""
+    check_association(association, window)
+    if association == "ppmi":
+        assert window is not None
+        expected = marginal_a * marginal_b * 2.0 * (window - 1) / total
+        return np.maximum(np.log(count / expected), 0.0)
+    return np.log(doc_count * float(n_docs) / (marginal_a * marginal_b))
 
 
 def hub_scores(strong: pd.DataFrame) -> pd.DataFrame:
     """Per token with at least one strong edge: ``token_id, strength, degree, n_langs, eff_langs, score``
     (module docstring). ``degree`` counts distinct partner tokens, ``n_langs`` the languages at either end of
-    its strong edges."""
-    cols = ["token_id", "lang", "partner", "partner_lang", "assoc"]
-    half = pd.concat(
+    its strong edges. The sums run over :func:`half_edges` in their canonical order, so the scores do not
+    depend on the order of ``strong``."""
+    return hub_stats(half_edges(strong))
+
+
+
+def half_edges(strong: pd.DataFrame) -> pd.DataFrame:
+    """Each edge once from each end (``HALF_COLUMNS``), in the canonical order the hub sums run in: per token,
+    the edges where it is ``token_a`` (by ``token_b, lang_a, lang_b``), then those where it is ``token_b`` (by
+    ``token_a, lang_a, lang_b``). Any set of rows holding all of a token's half edges in this relative order
+    gives that token the same :func:`hub_stats`, to the last bit."""
+    edges = strong.sort_values(PAIR_KEYS, kind="stable")
+    return pd.concat(
         [
-            strong[["token_a", "lang_a", "token_b", "lang_b", "assoc"]].set_axis(cols, axis=1),
-            strong[["token_b", "lang_b", "token_a", "lang_a", "assoc"]].set_axis(cols, axis=1),
+            edges[["token_a", "lang_a", "token_b", "lang_b", "assoc"]].set_axis(HALF_COLUMNS, axis=1),
+            edges[["token_b", "lang_b", "token_a", "lang_a", "assoc"]].set_axis(HALF_COLUMNS, axis=1),
         ],
         ignore_index=True,
     )
+
+
+def hub_stats(half: pd.DataFrame) -> pd.DataFrame:
+    """:func:`hub_scores` from half edges (``HALF_COLUMNS``), summed per token in the order of ``half``."""
     per_token = half.groupby("token_id").agg(strength=("assoc", "sum"), degree=("partner", "nunique"))
     lang_weight = (
         pd.concat(

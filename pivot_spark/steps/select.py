@@ -42,23 +42,40 @@ def seeded_hash(seed: int, ids: Iterable[str], salt: str = "order") -> np.ndarra
     )
 
 
+def signed_key(seed: int, ids: Iterable[str], salt: str = "order") -> np.ndarray:
+    """:func:`seeded_hash` as int64 with the same order (the top bit flipped): a key for engines without
+    unsigned 64-bit integers."""
+    return (seeded_hash(seed, ids, salt) ^ np.uint64(1 << 63)).view(np.int64)
+
+
 def fill_budget(n_tokens: np.ndarray, budget: int) -> np.ndarray:
     """Boolean mask of the documents taken when walking ``n_tokens`` in order and taking each one that still
     fits in the remaining budget (module docstring)."""
     n_tokens = np.asarray(n_tokens, dtype=np.int64)
     taken = np.zeros(len(n_tokens), dtype=bool)
+    for start, end, cap in fill_steps(n_tokens, budget):
+        taken[start:end] = n_tokens[start:end] <= cap
+    return taken
+
+
+def fill_steps(n_tokens: np.ndarray, budget: int) -> list[tuple[int, int, int]]:
+    """The walk of :func:`fill_budget` as steps ``(start, end, cap)``: the documents taken are, for each step,
+    those in ``[start, end)`` with ``n_tokens <= cap``. The walk takes, among the documents that fit now, the
+    leading run that fits together; the document after it no longer fits and is skipped, and the walk resumes
+    behind it with what is left, which only shrinks; so the steps are few where documents are many."""
+    n_tokens = np.asarray(n_tokens, dtype=np.int64)
+    steps = []
     left, start = int(budget), 0
     while start < len(n_tokens):
-        # among the documents that fit now, the leading run that fits together is taken; the one after it no
-        # longer fits and is skipped, and the walk resumes behind it with what is left
         fits = np.flatnonzero(n_tokens[start:] <= left) + start
         k = int(np.searchsorted(np.cumsum(n_tokens[fits]), left, side="right"))
-        taken[fits[:k]] = True
+        end = int(fits[k]) if k < len(fits) else len(n_tokens)
+        steps.append((start, end, left))
         left -= int(n_tokens[fits[:k]].sum())
         if k == len(fits):
             break
-        start = int(fits[k]) + 1
-    return taken
+        start = end + 1
+    return steps
 
 
 def select_arm(
@@ -120,14 +137,28 @@ def lang_mix(meta: pd.DataFrame, doc_ids: Iterable[str] | None = None) -> pd.Dat
     """Language summary of a selection (all of ``meta`` when ``doc_ids`` is None): ``lang, n_docs, n_tokens,
     token_share``, largest share first; a missing language is reported as ``und``."""
     rows = meta if doc_ids is None else meta[meta["doc_id"].isin(set(doc_ids))]
-    summary = (
+    return mix_table(
         rows.assign(lang=rows["lang"].fillna("und"))
         .groupby("lang", as_index=False)
         .agg(n_docs=("doc_id", "size"), n_tokens=("n_tokens", "sum"))
     )
+
+
+def mix_table(per_lang: pd.DataFrame) -> pd.DataFrame:
+    """:func:`lang_mix` from per-language counts (``lang, n_docs, n_tokens``, one row per language)."""
+    summary = per_lang[["lang", "n_docs", "n_tokens"]].copy()
     total = summary["n_tokens"].sum()
     summary["token_share"] = summary["n_tokens"] / total if total else 0.0
     return summary.sort_values(["token_share", "lang"], ascending=[False, True]).reset_index(drop=True)
+
+
+def lang_quotas(budget: int, mix: Mapping[str, float]) -> dict[str, int]:
+    """Tokens per language for ``langmatch``: each language's share of ``budget`` under ``mix`` (language ->
+    token share, normalised by the sum of the shares), rounded down; languages in sorted order."""
+    total_share = float(sum(mix.values()))
+    if total_share <= 0:
+        raise ValueError("reference_lang_mix has no positive share")
+    return {lang: int(budget * mix[lang] / total_share) for lang in sorted(mix)}
 
 
 def _top_up(order: np.ndarray, taken: np.ndarray, n_tokens: np.ndarray, budget: int) -> np.ndarray:
@@ -140,14 +171,11 @@ def _top_up(order: np.ndarray, taken: np.ndarray, n_tokens: np.ndarray, budget: 
 def _lang_matched(
     meta: pd.DataFrame, random_order: np.ndarray, n_tokens: np.ndarray, budget: int, mix: Mapping[str, float]
 ) -> np.ndarray:
-    total_share = float(sum(mix.values()))
-    if total_share <= 0:
-        raise ValueError("reference_lang_mix has no positive share")
+    quotas = lang_quotas(budget, mix)
     langs = meta["lang"].fillna("und").to_numpy(dtype=object)[random_order]
     parts = []
-    for lang in sorted(mix):
+    for lang, quota in quotas.items():
         in_lang = random_order[langs == lang]
-        quota = int(budget * mix[lang] / total_share)
         parts.append(in_lang[fill_budget(n_tokens[in_lang], quota)])
     first = np.concatenate(parts) if parts else random_order[:0]
     return np.concatenate([first, _top_up(random_order, first, n_tokens, budget)])
