@@ -198,6 +198,9 @@ class SelectConfig(_Section):
     n_shards: int = 8
     min_tokens: int = 16
     heldout_shard: bool = True
+    driver_rows: int = Field(
+        100_000, ge=0, description="a budget walk brings the sizes of at most this many documents to the driver at "
+        "a time and finishes there; more are narrowed down by Spark aggregations first (0: aggregations only)")
 
 
 class RunConfig(_Section):
