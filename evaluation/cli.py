@@ -1,6 +1,7 @@
 """``pivot-eval``: the paper's evaluation on any local transformers causal LM.
 
-Commands: ``build-dataset`` (the word translation data set from dictionaries), ``pairs`` (the word pairs file
+Commands: ``build-dataset`` (the word translation data set from dictionaries), ``item-sets`` (the frozen
+in-domain item set of a lake's corpus), ``pairs`` (the word pairs file
 for ``pivot-spark pair-cooccur``), ``clwtd`` (the translation score), ``logit-lens``, ``behaviours`` and
 ``compare``. Each takes its settings (:mod:`evaluation.config`) as options, a ``--config`` YAML file and
 ``key=value`` arguments, writes JSON (and PNG) into its output and ends with a one-screen summary; errors name
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -24,15 +25,22 @@ from evaluation.config import (
     BuildDatasetConfig,
     ClwtdConfig,
     CompareConfig,
+    ItemSetsConfig,
     LensConfig,
     PairsConfig,
 )
-from pivot_spark.typed_cli import add_command
+from pivot_spark.typed_cli import VERSION_HELP, add_command, version_callback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate models on the word-level cross-lingual translation task (CLWTD).")
 out_console = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _program(version: Annotated[bool, typer.Option("--version", callback=version_callback("pivot-eval"),
+                                                   is_eager=True, help=VERSION_HELP)] = False) -> None:
+    pass
 C = TypeVar("C", bound=BaseModel)
 
 
@@ -54,6 +62,8 @@ def _command(job: Callable[[C], dict[str, Any]], title: Callable[[C], str]) -> C
 
 add_command(app, BuildDatasetConfig, _command(jobs.build_dataset, lambda c: f"data set written to {c.out}"),
             name="build-dataset", help=jobs.build_dataset.__doc__ or "")
+add_command(app, ItemSetsConfig, _command(jobs.item_sets, lambda c: f"in-domain item set frozen in {c.out}"),
+            name="item-sets", help=jobs.item_sets.__doc__ or "")
 add_command(app, PairsConfig, _command(jobs.pairs, lambda c: f"pairs written to {c.out}"),
             name="pairs", help=jobs.pairs.__doc__ or "")
 add_command(app, ClwtdConfig, _command(jobs.clwtd, lambda c: f"CLWTD written to {c.out}"),

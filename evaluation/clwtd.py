@@ -6,6 +6,10 @@ For an item and direction L1 -> L2 with correct source x*, target y* and the ite
     P(y | x)     = exp(-loss(y | x))
     S            = P(y* | x*) - (1/9) sum_j P(y* | x_j)
 
+Every candidate's summed log-likelihood per draw is kept (``ll``, 10 x 5 per record, in ``clwtd-items.jsonl``), so
+any metric can be recomputed offline; :mod:`evaluation.metrics` derives the primary one (the rank of the true source
+among the 10 candidates: acc@1, MRR), the log-likelihood ratio and S from it.
+
 The prompt is ``Please translate words from {L1} to {L2}.\\n\\n`` + five ``{L1}: {w1}\\n{L2}: {w2}\\n\\n`` blocks
 from other items + ``{L1}: {x}\\n{L2}:``; the scored continuation is ``" " + y``. One draw's five shots are
 shared by x* and the nine x_j, so the distractor term differs from the correct one only in the source word.
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.dataset import LANG_NAMES, Item
+from evaluation.metrics import CHANCE, METRICS, record_metrics
 from evaluation.model_io import Encoded, continuation_nll, encode_pair
 
 log = logging.getLogger(__name__)
@@ -78,11 +83,25 @@ class ItemScore:
     loss_correct: float
     n_target_tokens: int
     boundary_merges: int
+    ll: tuple[tuple[float, ...], ...] = ()  # candidates x draws summed log-likelihoods, row 0 the true source
+    copyable: bool = False  # source and target share a real piece or are cognates (evaluation.itemsets)
+
+    def metrics(self) -> dict[str, float]:
+        """acc1, rr, rank, llr and S from the raw log-likelihoods (:func:`evaluation.metrics.record_metrics`)."""
+        return record_metrics(np.asarray(self.ll), self.n_target_tokens)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.item, "direction": self.direction, "S": self.score, "p_correct": self.p_correct,
                 "p_distractors": list(self.p_distractors), "loss_correct": self.loss_correct,
-                "n_target_tokens": self.n_target_tokens, "boundary_merges": self.boundary_merges}
+                "n_target_tokens": self.n_target_tokens, "boundary_merges": self.boundary_merges,
+                "copyable": self.copyable, **{k: v for k, v in self.metrics().items() if k != "S"},
+                "ll": [list(r) for r in self.ll]}
+
+    @classmethod
+    def from_json(cls, rec: dict[str, Any]) -> ItemScore:
+        return cls(rec["id"], rec["direction"], rec["S"], rec["p_correct"], tuple(rec["p_distractors"]),
+                   rec["loss_correct"], rec["n_target_tokens"], rec["boundary_merges"],
+                   tuple(tuple(r) for r in rec["ll"]), rec.get("copyable", False))
 
 
 def direction_requests(tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int,
@@ -117,6 +136,8 @@ def direction_requests(tok: Any, items: Sequence[Item], src: str, tgt: str, *, s
 def score_direction(model: Any, tok: Any, items: Sequence[Item], src: str, tgt: str, *, seed: int,
                     batch_size: int, device: str, max_items: int | None = None) -> list[ItemScore]:
     """Scores of the (first ``max_items``) items of one direction."""
+    from evaluation.itemsets import copyable
+
     idx, encoded = direction_requests(tok, items, src, tgt, seed=seed, max_items=max_items)
     if not idx:
         return []
@@ -129,8 +150,11 @@ def score_direction(model: Any, tok: Any, items: Sequence[Item], src: str, tgt: 
         block = nll[k * per_item:(k + 1) * per_item].reshape(n_src, N_DRAWS)
         enc = encoded[k * per_item:(k + 1) * per_item]
         s, pc, pd = score_from_losses(block)
+        n_tok = len(enc[0].ids) - enc[0].start
+        ll = tuple(tuple(round(-float(v) * n_tok, 6) for v in row) for row in block)
         out.append(ItemScore(items[i].id, f"{src}->{tgt}", s, pc, tuple(float(v) for v in pd),
-                             float(block[0].mean()), len(enc[0].ids) - enc[0].start, sum(e.merged for e in enc)))
+                             float(block[0].mean()), n_tok, sum(e.merged for e in enc), ll,
+                             copyable(tok, items[i].words[src], items[i].words[tgt], src, tgt)))
     return out
 
 
@@ -163,23 +187,11 @@ def overall_ci(table: np.ndarray, *, n_boot: int = 1000, seed: int = 0, alpha: f
     return float(np.quantile(stats_arr, alpha / 2)), float(np.quantile(stats_arr, 1 - alpha / 2))
 
 
-def summarize(scores: Iterable[ItemScore], langs: Sequence[str], *, seed: int = 0,
-              subset: set[str] | None = None) -> dict[str, Any]:
-    """Per-direction mean, bootstrap CI and n; the language matrix (rows source, columns target); the mean over
-    directions with a joint bootstrap CI; per-item scores for paired comparisons."""
-    scores = [s for s in scores if subset is None or s.item in subset]
+def _metric_table(scores: Sequence[ItemScore], metric: str) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """direction -> item -> value, and the items x directions table (NaN where an item lacks a direction)."""
     by_dir: dict[str, dict[str, float]] = {}
     for s in scores:
-        by_dir.setdefault(s.direction, {})[s.item] = s.score
-    directions: dict[str, Any] = {}
-    for d, per in sorted(by_dir.items()):
-        vals = np.array(list(per.values()))
-        lo, hi = bootstrap_ci(vals, seed=seed)
-        pc = [s.p_correct for s in scores if s.direction == d]
-        directions[d] = {"n": len(vals), "mean": float(vals.mean()), "ci95": [lo, hi],
-                         "median": float(np.median(vals)), "share_positive": float((vals > 0).mean()),
-                         "p_correct_mean": float(np.mean(pc))}
-    matrix = [[directions.get(f"{a}->{b}", {}).get("mean") if a != b else None for b in langs] for a in langs]
+        by_dir.setdefault(s.direction, {})[s.item] = s.score if metric == "S" else s.metrics()[metric]
     ids = sorted({s.item for s in scores})
     dnames = sorted(by_dir)
     table = np.full((len(ids), len(dnames)), np.nan)
@@ -187,10 +199,55 @@ def summarize(scores: Iterable[ItemScore], langs: Sequence[str], *, seed: int = 
     for c, d in enumerate(dnames):
         for i, v in by_dir[d].items():
             table[row[i], c] = v
+    return by_dir, table
+
+
+def scope_summary(scores: Sequence[ItemScore], *, seed: int = 0) -> dict[str, Any]:
+    """Every metric's mean over directions (of per-direction means) with its item-bootstrap CI, and the counts."""
+    out: dict[str, Any] = {"n_items": len({s.item for s in scores}), "n_records": len(scores), "metrics": {}}
+    for m in METRICS:
+        by_dir, table = _metric_table(scores, m)
+        mean = float(np.mean([np.mean(list(v.values())) for v in by_dir.values()])) if by_dir else math.nan
+        out["metrics"][m] = {"mean": mean, "ci95": list(overall_ci(table, seed=seed)), "chance": CHANCE[m]}
+    return out
+
+
+def summarize(scores: Iterable[ItemScore], langs: Sequence[str], *, seed: int = 0,
+              subset: set[str] | None = None, item_sets: dict[str, set[str]] | None = None) -> dict[str, Any]:
+    """Per-direction mean, bootstrap CI and n of S and of every metric; the language matrix of S and of acc@1
+    (rows source, columns target); the mean over directions with a joint bootstrap CI; per-item values of every
+    metric for paired comparisons; the copyable records; per scope (all, non-copyable, each item set and its
+    non-copyable part) the metrics' means."""
+    scores = [s for s in scores if subset is None or s.item in subset]
+    by_dir, table = _metric_table(scores, "S")
+    item_metrics = {m: _metric_table(scores, m)[0] for m in METRICS if m != "S"}
+    directions: dict[str, Any] = {}
+    for d, per in sorted(by_dir.items()):
+        vals = np.array(list(per.values()))
+        lo, hi = bootstrap_ci(vals, seed=seed)
+        pc = [s.p_correct for s in scores if s.direction == d]
+        metrics = {}
+        for m, md in item_metrics.items():
+            mv = np.array(list(md[d].values()))
+            metrics[m] = {"mean": float(mv.mean()), "ci95": list(bootstrap_ci(mv, seed=seed))}
+        directions[d] = {"n": len(vals), "mean": float(vals.mean()), "ci95": [lo, hi],
+                         "median": float(np.median(vals)), "share_positive": float((vals > 0).mean()),
+                         "p_correct_mean": float(np.mean(pc)), "metrics": metrics}
+    matrix = [[directions.get(f"{a}->{b}", {}).get("mean") if a != b else None for b in langs] for a in langs]
+    matrix_acc1 = [[directions[f"{a}->{b}"]["metrics"]["acc1"]["mean"] if f"{a}->{b}" in directions else None
+                    for b in langs] for a in langs]
+    dnames = sorted(by_dir)
     mean = float(np.mean([v["mean"] for v in directions.values()])) if directions else math.nan
-    return {"directions": directions, "langs": list(langs), "matrix": matrix, "mean": mean,
-            "mean_ci95": list(overall_ci(table, seed=seed)), "n_items": len(ids),
-            "items": {d: by_dir[d] for d in dnames}}
+    scopes = {"all": scores, "non_copyable": [s for s in scores if not s.copyable]}
+    for name, ids in (item_sets or {}).items():
+        scopes[name] = [s for s in scores if s.item in ids]
+        scopes[f"{name}:non_copyable"] = [s for s in scopes[name] if not s.copyable]
+    return {"directions": directions, "langs": list(langs), "matrix": matrix, "matrix_acc1": matrix_acc1,
+            "mean": mean, "mean_ci95": list(overall_ci(table, seed=seed)), "n_items": len({s.item for s in scores}),
+            "scopes": {k: scope_summary(v, seed=seed) for k, v in scopes.items()},
+            "items": {d: by_dir[d] for d in dnames},
+            "item_metrics": {m: {d: v[d] for d in dnames} for m, v in item_metrics.items()},
+            "copyable": {d: sorted(s.item for s in scores if s.direction == d and s.copyable) for d in dnames}}
 
 
 def write_json(path: Path, obj: Any) -> None:

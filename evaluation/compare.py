@@ -1,13 +1,16 @@
-"""Side-by-side CLWTD results of several arms (models), each with several seeds, with paired bootstrap CIs.
+"""Side-by-side CLWTD results of several arms (models), each with several seeds, and their differences.
 
-Decision (the paper is silent): the difference of an arm against the reference arm is computed on the items
-both have, per direction and for the mean over directions, with two bootstrap intervals:
+Decision (the paper is silent): the difference of an arm against the reference arm is computed on the items and
+directions both have, for one metric (default acc@1, :mod:`evaluation.metrics`) and one scope (all records, or
+an item set and/or the non-copyable records), per direction and for the mean over directions, with two intervals:
 
-- **items** (paired): each item's score is averaged over the arm's seeds, then items are resampled with
-  replacement, the same items for both arms. This is the uncertainty from the choice of words only.
-- **items + seeds** (the headline): each replicate resamples items (paired, shared by both arms) and, within
-  each arm independently, its seeds with replacement. This also carries the training-seed variance, which with
-  few seeds is what usually dominates; with one seed per arm it equals the items interval.
+- **paired by seed** (the headline): the arm's and the reference's means over items and directions are taken per
+  seed, seed k of one arm paired with seed k of the other (runs are given in the same seed order), and a Student-t
+  interval with n_seeds - 1 degrees of freedom is put on the mean of the paired differences. Seeds are the units
+  of replication of training; with one seed there is no interval.
+- **items, conditional on the seeds**: each item's value is averaged over the arm's seeds, then items are
+  resampled with replacement (the same items for both arms). This is the uncertainty from the choice of words
+  for the models that were trained, not for a new training run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evaluation.metrics import CHANCE, LABELS, PRIMARY, seed_t_interval
 
 
 @dataclass
@@ -54,14 +59,26 @@ def load_arms(runs: Sequence[Sequence[str]], names: Sequence[str]) -> list[Arm]:
     return arms
 
 
-def cube(arm: Arm, directions: Sequence[str], items: Sequence[str]) -> np.ndarray:
-    """seeds x items x directions scores, NaN where a run lacks an item."""
+def per_item(res: dict[str, Any], metric: str) -> dict[str, dict[str, float]]:
+    """direction -> item -> value of ``metric`` in one clwtd.json (``items`` holds S)."""
+    if metric == "S":
+        return res["items"]
+    if metric not in res.get("item_metrics", {}):
+        raise ValueError(f"{res.get('model')}: clwtd.json has no per-item {metric!r}: re-run pivot-eval clwtd")
+    return res["item_metrics"][metric]
+
+
+def cube(arm: Arm, directions: Sequence[str], items: Sequence[str], metric: str = "S",
+         drop: set[tuple[str, str]] | None = None) -> np.ndarray:
+    """seeds x items x directions values of ``metric``, NaN where a run lacks an item or (direction, item) is in
+    ``drop``."""
     out = np.full((len(arm.results), len(items), len(directions)), np.nan)
     row = {i: k for k, i in enumerate(items)}
     for s, res in enumerate(arm.results):
+        vals = per_item(res, metric)
         for c, d in enumerate(directions):
-            for i, v in res["items"].get(d, {}).items():
-                if i in row:
+            for i, v in vals.get(d, {}).items():
+                if i in row and (d, i) not in (drop or set()):
                     out[s, row[i], c] = v
     return out
 
@@ -72,23 +89,26 @@ def _direction_means(x: np.ndarray) -> np.ndarray:
         return np.nanmean(x, axis=0)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int, seed: int, resample_seeds: bool
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap replicates of (per-direction difference, mean-over-directions difference) of two
-    seeds x items x directions cubes over the same items."""
+def item_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap replicates of (per-direction difference, mean-over-directions difference) of two seeds x items x
+    directions cubes over the same items: seeds averaged per item, items resampled (paired)."""
     rng = np.random.default_rng(seed)
-    n_items = a.shape[1]
+    with np.errstate(all="ignore"):
+        ia, ib = np.nanmean(a, axis=0), np.nanmean(b, axis=0)
     per_dir, overall = [], []
     for _ in range(n_boot):
-        rows = rng.integers(0, n_items, n_items)
-        sa = rng.integers(0, a.shape[0], a.shape[0]) if resample_seeds else np.arange(a.shape[0])
-        sb = rng.integers(0, b.shape[0], b.shape[0]) if resample_seeds else np.arange(b.shape[0])
-        with np.errstate(all="ignore"):
-            ma = _direction_means(np.nanmean(a[sa][:, rows], axis=0))
-            mb = _direction_means(np.nanmean(b[sb][:, rows], axis=0))
+        rows = rng.integers(0, ia.shape[0], ia.shape[0])
+        ma, mb = _direction_means(ia[rows]), _direction_means(ib[rows])
         per_dir.append(ma - mb)
         overall.append(np.nanmean(ma) - np.nanmean(mb))
     return np.asarray(per_dir), np.asarray(overall)
+
+
+def seed_means(c: np.ndarray) -> np.ndarray:
+    """seeds x directions means over items, and (last column) the mean over directions, of one arm's cube."""
+    with np.errstate(all="ignore"):
+        per = np.nanmean(c, axis=1)
+        return np.concatenate([per, np.nanmean(per, axis=1, keepdims=True)], axis=1)
 
 
 def _ci(x: np.ndarray) -> list[float]:
@@ -96,66 +116,82 @@ def _ci(x: np.ndarray) -> list[float]:
     return [float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975))] if len(x) else [math.nan, math.nan]
 
 
-def compare(arms: Sequence[Arm], *, reference: str | None = None, n_boot: int = 2000, seed: int = 0
-            ) -> dict[str, Any]:
+def compare(arms: Sequence[Arm], *, reference: str | None = None, n_boot: int = 2000, seed: int = 0,
+            metric: str = PRIMARY, items: set[str] | None = None, exclude_copyable: bool = False) -> dict[str, Any]:
+    """Every arm against ``reference`` on ``metric``, over the items common to all runs (within ``items`` when
+    given), without the copyable records with ``exclude_copyable``."""
     ref = next((a for a in arms if a.name == (reference or arms[-1].name)), None)
     if ref is None:
         raise ValueError(f"reference arm {reference!r} is not among {[a.name for a in arms]}")
     directions = sorted(set.intersection(*[set(r["items"]) for a in arms for r in a.results]))
-    items = sorted(set.intersection(*[{i for d in directions for i in r["items"].get(d, {})}
-                                      for a in arms for r in a.results]))
-    cubes = {a.name: cube(a, directions, items) for a in arms}
-    summary: dict[str, Any] = {"directions": directions, "n_items": len(items), "reference": ref.name, "arms": {},
-                               "differences": {}, "n_boot": n_boot}
+    common = sorted(set.intersection(*[{i for d in directions for i in r["items"].get(d, {})}
+                                       for a in arms for r in a.results]))
+    if items is not None:
+        common = [i for i in common if i in items]
+    drop = {(d, i) for a in arms for r in a.results for d, ids in r.get("copyable", {}).items() for i in ids} \
+        if exclude_copyable else set()
+    cubes = {a.name: cube(a, directions, common, metric, drop) for a in arms}
+    n_records = int(np.sum(~np.isnan(cubes[ref.name][0]))) if len(common) else 0
+    summary: dict[str, Any] = {"directions": directions, "n_items": len(common), "n_records": n_records,
+                               "reference": ref.name, "metric": metric, "metric_label": LABELS[metric],
+                               "chance": CHANCE[metric], "exclude_copyable": exclude_copyable,
+                               "arms": {}, "differences": {}, "n_boot": n_boot}
     for a in arms:
-        c = cubes[a.name]
-        with np.errstate(all="ignore"):
-            per_seed = np.nanmean(c, axis=1)  # seeds x directions
+        sm = seed_means(cubes[a.name])  # seeds x (directions + overall)
+        sd = np.std(sm, axis=0, ddof=1) if len(a.runs) > 1 else np.zeros(sm.shape[1])
         summary["arms"][a.name] = {
             "runs": a.runs,
-            "per_direction": {d: {"mean": float(np.mean(per_seed[:, k])),
-                                  "seed_sd": float(np.std(per_seed[:, k], ddof=1)) if len(a.runs) > 1 else 0.0}
+            "per_direction": {d: {"mean": float(np.mean(sm[:, k])), "seed_sd": float(sd[k])}
                               for k, d in enumerate(directions)},
-            "mean": float(np.mean(np.nanmean(per_seed, axis=1))),
-            "seed_means": [float(v) for v in np.nanmean(per_seed, axis=1)],
+            "mean": float(np.mean(sm[:, -1])), "seed_sd": float(sd[-1]),
+            "seed_means": [float(v) for v in sm[:, -1]],
         }
     for a in arms:
         if a is ref:
             continue
         ca, cb = cubes[a.name], cubes[ref.name]
+        n = min(ca.shape[0], cb.shape[0])
+        paired = seed_means(ca)[:n] - seed_means(cb)[:n]  # seed k with seed k
+        item_dir, item_all = item_bootstrap(ca, cb, n_boot=n_boot, seed=seed)
         with np.errstate(all="ignore"):
-            point_dir = _direction_means(np.nanmean(ca, axis=0)) - _direction_means(np.nanmean(cb, axis=0))
-        item_dir, item_all = paired_bootstrap(ca, cb, n_boot=n_boot, seed=seed, resample_seeds=False)
-        full_dir, full_all = paired_bootstrap(ca, cb, n_boot=n_boot, seed=seed + 1, resample_seeds=True)
+            point = _direction_means(np.nanmean(ca, axis=0)) - _direction_means(np.nanmean(cb, axis=0))
         summary["differences"][f"{a.name}-{ref.name}"] = {
-            "per_direction": {d: {"diff": float(point_dir[k]), "ci95_items": _ci(item_dir[:, k]),
-                                  "ci95_items_seeds": _ci(full_dir[:, k])} for k, d in enumerate(directions)},
-            "mean": {"diff": float(np.nanmean(point_dir)), "ci95_items": _ci(item_all),
-                     "ci95_items_seeds": _ci(full_all)},
+            "per_direction": {d: {"diff": float(point[k]), "ci95_items_given_seeds": _ci(item_dir[:, k]),
+                                  "paired_by_seed": seed_t_interval(paired[:, k])}
+                              for k, d in enumerate(directions)},
+            "mean": {"diff": float(np.nanmean(point)), "ci95_items_given_seeds": _ci(item_all),
+                     "paired_by_seed": seed_t_interval(paired[:, -1])},
         }
     return summary
 
 
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:+.4f}"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     names = list(summary["arms"])
+    scope = "non-copyable records" if summary["exclude_copyable"] else "all records"
     lines = ["# CLWTD comparison", "",
-             f"{summary['n_items']} items common to all runs; reference arm `{summary['reference']}`; "
-             f"{summary['n_boot']} bootstrap replicates. Scores: mean S over items (seed-averaged), ± sd over seeds.",
-             "", "| direction | " + " | ".join(names) + " | " +
-             " | ".join(f"{k} (95% CI items+seeds; items only)" for k in summary["differences"]) + " |",
+             f"Metric **{summary['metric_label']}** (chance {summary['chance']:.4f}); {summary['n_items']} items "
+             f"common to all runs, {scope}; reference arm `{summary['reference']}`. Arms: mean over items and "
+             "directions, ± sd over seeds. Differences: mean; 95% t-interval over per-seed paired differences "
+             f"(n seeds); 95% item-bootstrap interval conditional on the trained seeds ({summary['n_boot']} "
+             "replicates).", "",
+             "| direction | " + " | ".join(names) + " | " +
+             " | ".join(f"{k} (paired by seed; items given seeds)" for k in summary["differences"]) + " |",
              "|---" * (1 + len(names) + len(summary["differences"])) + "|"]
 
     def fmt_arm(a: str, d: str | None) -> str:
         arm = summary["arms"][a]
-        if d is None:
-            return f"{arm['mean']:.4f}"
-        v = arm["per_direction"][d]
+        v = arm if d is None else arm["per_direction"][d]
         return f"{v['mean']:.4f} ± {v['seed_sd']:.4f}"
 
     def fmt_diff(k: str, d: str | None) -> str:
         v = summary["differences"][k]["mean"] if d is None else summary["differences"][k]["per_direction"][d]
-        a, b = v["ci95_items_seeds"], v["ci95_items"]
-        return f"{v['diff']:+.4f} [{a[0]:+.4f}, {a[1]:+.4f}]; [{b[0]:+.4f}, {b[1]:+.4f}]"
+        t, b = v["paired_by_seed"], v["ci95_items_given_seeds"]
+        return (f"{_fmt(v['diff'])} [{_fmt(t['ci95'][0])}, {_fmt(t['ci95'][1])}] (n={t['n_seeds']}); "
+                f"[{_fmt(b[0])}, {_fmt(b[1])}]")
 
     for d in [*summary["directions"], None]:
         label = d if d else "**mean over directions**"
@@ -163,6 +199,5 @@ def markdown(summary: dict[str, Any]) -> str:
                      " | ".join(fmt_diff(k, d) for k in summary["differences"]) + " |")
     lines += ["", "Runs:", *[f"- `{a}`: {', '.join(summary['arms'][a]['runs'])} (seed means: "
                             f"{', '.join(f'{m:.4f}' for m in summary['arms'][a]['seed_means'])})" for a in names],
-              "", "CI items+seeds: items resampled (paired) and each arm's seeds resampled; CI items: seeds "
-              "averaged per item, items resampled (paired). See docs/evaluation.md.", ""]
+              "", "See docs/evaluation.md section 5.", ""]
     return "\n".join(lines)

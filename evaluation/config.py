@@ -38,6 +38,20 @@ class BuildDatasetConfig(_Settings):
     apt_cache: Path = Field(DEFAULT_APT_CACHE, description="private apt cache for the dictionary packages")
 
 
+class ItemSetsConfig(_Settings):
+    """``item-sets``: the frozen in-domain item set of a lake's corpus (evaluation.itemsets.RULE)."""
+
+    dataset: Path = Field(description="items-v1.jsonl from build-dataset (the general set)")
+    lake: str = Field(description="lake with documents and doc_lang")
+    out: Path = Field(description="folder of the frozen set (indomain-items.jsonl, RULE.txt, manifest.json)")
+    langs: CommaList = Field(default_factory=lambda: list(MAIN_LANGS), description="languages every item must have")
+    size: int = Field(200, description="items in the set")
+    min_docs: int = Field(5, description="documents of its language each word must occur in")
+    seed: int = Field(0, description="seed of the distractor tie-break")
+    table_versions: dict[str, int] = Field(default_factory=dict, description="table -> version to read from the "
+                                                                             "lake (default: the newest)")
+
+
 class PairsConfig(_Settings):
     """``pairs``: every item's word pairs, for ``pivot-spark pair-cooccur --pairs``."""
 
@@ -56,9 +70,12 @@ class ClwtdConfig(_Settings):
                                                                                 "evaluated")
     batch_size: int = Field(32, description="sequences per forward pass")
     seed: int = Field(0, description="seed of the shot draws and bootstrap")
-    dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+    dtype: str = Field("auto", description="weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16; the "
+                                           "output head and log-softmax always run in fp32")
     items_subset: Path | None = Field(None, description="file of item ids (one a line), e.g. corpus-items.txt: "
                                                         "also report on them")
+    item_sets: dict[str, Path] = Field(default_factory=dict, description="name -> file of item ids: each set's "
+                                                                         "metrics (and its non-copyable part)")
     max_items: int | None = Field(None, description="score the first N items of each direction (shots still "
                                                     "drawn from all)")
 
@@ -96,6 +113,13 @@ class BehavioursConfig(_Settings):
                                                                              "lake (default: the newest)")
     window: int | None = Field(None, description="pair_cooccurrence window (default: the largest)")
     freq: Literal["count", "doc_count"] = Field("count", description="the pair_cooccurrence frequency column")
+    clwtd_items: Path | None = Field(None, description="clwtd-items.jsonl of the same model: label only the "
+                                                       "records it solves (true source ranked first)")
+    min_layers: int = Field(6, description="label no records of a model with fewer layers (no middle layers)")
+    train_lake: str | None = Field(None, description="lake or bundle with the model's train_set: also the AUC of "
+                                                     "co-occurrence in the model's own training documents")
+    train_selection: str | None = Field(None, description="the model's selection (with train_lake)")
+    train_arm: str | None = Field(None, description="the model's arm (with train_lake)")
 
 
 class CompareConfig(_Settings):
@@ -108,6 +132,9 @@ class CompareConfig(_Settings):
     reference: str | None = Field(None, description="arm the others are compared with (default: the last)")
     n_boot: int = Field(2000, description="bootstrap replicates")
     seed: int = Field(0, description="seed of the bootstrap")
+    metric: Literal["acc1", "rr", "llr", "S"] = Field("acc1", description="acc1 (primary), rr (MRR), llr or S")
+    items: Path | None = Field(None, description="file of item ids (one a line): compare on these only")
+    exclude_copyable: bool = Field(False, description="leave out the copyable records (shared piece, cognates)")
 
     @field_validator("runs", mode="before")
     @classmethod

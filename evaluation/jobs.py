@@ -20,6 +20,7 @@ from evaluation.config import (
     BuildDatasetConfig,
     ClwtdConfig,
     CompareConfig,
+    ItemSetsConfig,
     LensConfig,
     PairsConfig,
 )
@@ -72,6 +73,29 @@ def build_dataset(cfg: BuildDatasetConfig) -> dict[str, Any]:
     return summary
 
 
+def item_sets(cfg: ItemSetsConfig) -> dict[str, Any]:
+    """The frozen in-domain item set: the items whose words are the most frequent in their own language in the
+    lake's corpus, distractors re-drawn matched on that frequency (the rule: evaluation.itemsets.RULE)."""
+    from evaluation import itemsets as S
+    from evaluation.dataset import read_items
+    from pivot_spark.lake.reader import open_reader
+
+    items = read_items(cfg.dataset)
+    vocab: dict[str, set[str]] = {}
+    for it in items:
+        for lang in cfg.langs:
+            words = [it.words.get(lang), *it.distractors.get(lang, [])]
+            vocab.setdefault(lang, set()).update(S.word_key(lang, w) for w in words if w)
+    reader = open_reader(cfg.lake, versions=cfg.table_versions)
+    freq = S.own_language_frequencies(S.lake_docs_with_lang(reader), vocab)
+    chosen, detail = S.build_indomain(items, freq, cfg.langs, size=cfg.size, min_docs=cfg.min_docs, seed=cfg.seed)
+    params = {"dataset": str(cfg.dataset), "dataset_sha256": hashlib.sha256(cfg.dataset.read_bytes()).hexdigest(),
+              "lake": cfg.lake, "versions": reader.pinned(), "langs": cfg.langs, "size": cfg.size,
+              "min_docs": cfg.min_docs, "seed": cfg.seed}
+    manifest = S.write_frozen(cfg.out, chosen, detail, params)
+    return {k: manifest[k] for k in ("n_items", "items_sha256", "versions")}
+
+
 def pairs(cfg: PairsConfig) -> dict[str, Any]:
     """Write every item's word pairs {pair_id, lang_a, word_a, lang_b, word_b} as JSON Lines."""
     from evaluation.behaviours import pair_records
@@ -102,15 +126,16 @@ def clwtd(cfg: ClwtdConfig) -> dict[str, Any]:
         log.info("%s->%s: %d items, mean S %.4f", src, tgt, len(s), sum(x.score for x in s) / max(len(s), 1))
         scores.extend(s)
     used = sorted({x for d in dirs for x in d}, key=lambda x: (x != "en", x))
-    result = C.summarize(scores, used, seed=cfg.seed)
+    sets = {name: read_ids(path) for name, path in cfg.item_sets.items()}
+    result = C.summarize(scores, used, seed=cfg.seed, item_sets=sets)
     result.update({"model": str(cfg.model), "dataset": str(cfg.dataset),
                    "dataset_sha256": hashlib.sha256(cfg.dataset.read_bytes()).hexdigest(), "seed": cfg.seed,
                    "n_shots": C.N_SHOTS, "n_draws": C.N_DRAWS, "device": device, "dtype": cfg.dtype,
                    "boundary_merges": sum(x.boundary_merges for x in scores)})
     if cfg.items_subset:
-        subset = {ln.strip() for ln in cfg.items_subset.read_text(encoding="utf-8").splitlines() if ln.strip()}
-        sub = C.summarize(scores, used, seed=cfg.seed, subset=subset)
-        sub.pop("items")
+        sub = C.summarize(scores, used, seed=cfg.seed, subset=read_ids(cfg.items_subset))
+        for k in ("items", "item_metrics", "copyable"):
+            sub.pop(k)
         result["subset"] = {"file": str(cfg.items_subset), **sub}
         heatmap(sub["matrix"], used, out / "clwtd-heatmap-subset.png",
                 f"CLWTD (subset {cfg.items_subset.name}, n={sub['n_items']}) mean {sub['mean']:.4f}")
@@ -121,8 +146,14 @@ def clwtd(cfg: ClwtdConfig) -> dict[str, Any]:
     heatmap(result["matrix"], used, out / "clwtd-heatmap.png",
             f"CLWTD {Path(cfg.model).name}: mean {result['mean']:.4f} "
             f"[{result['mean_ci95'][0]:.4f}, {result['mean_ci95'][1]:.4f}]")
-    return {"mean": result["mean"], "mean_ci95": result["mean_ci95"],
+    acc = result["scopes"]["all"]["metrics"]["acc1"]
+    return {"acc1": acc["mean"], "acc1_ci95": acc["ci95"], "mean": result["mean"], "mean_ci95": result["mean_ci95"],
             "directions": {d: {k: v[k] for k in ("n", "mean", "ci95")} for d, v in result["directions"].items()}}
+
+
+def read_ids(path: Path) -> set[str]:
+    """Item ids of a file, one a line."""
+    return {ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()}
 
 
 def logit_lens(cfg: LensConfig) -> dict[str, Any]:
@@ -180,7 +211,8 @@ def lake_tokenizer(model: Path, reader: TableReader, given: str | None) -> str:
 
 
 def behaviours(cfg: BehavioursConfig) -> dict[str, Any]:
-    """Label items semantic pivot vs co-occurrence behaviour; AUC of log co-occurrence frequency."""
+    """Label solved records semantic pivot vs co-occurrence behaviour; AUC of log co-occurrence frequency (corpus,
+    and the model's own training documents)."""
     from evaluation import behaviours as B
     from evaluation.clwtd import write_json
     from evaluation.plots import behaviour_scatter
@@ -188,15 +220,36 @@ def behaviours(cfg: BehavioursConfig) -> dict[str, Any]:
     from pivot_spark.lake.reader import open_reader
 
     records = [json.loads(ln) for ln in cfg.lens.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    labelled = B.label_records(records)
+    n_layers = len(records[0]["layers"]) if records else 0
+    solved = None
+    if cfg.clwtd_items:
+        rows = [json.loads(ln) for ln in cfg.clwtd_items.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        solved = {(r["id"], r["direction"]) for r in rows if r["acc1"] == 1.0}
+    labelled = B.label_records(records, solved)
+    if n_layers < cfg.min_layers:
+        labelled.loc[labelled["label"].isin(["pivot", "cooccurrence"]), "label"] = "too_few_layers"
     reader = open_reader(cfg.lake, versions=cfg.table_versions)
     freq, used_window = pair_frequencies(reader, window=cfg.window, column=cfg.freq)
     joined = labelled.merge(freq, on="pair_id", how="left")
     missing = int(joined["freq"].isna().sum())
     joined["freq"] = joined["freq"].fillna(0).astype("int64")
     result = B.auc_table(joined)
+    if cfg.train_lake:
+        if not (cfg.train_selection and cfg.train_arm):
+            raise ValueError("train_lake needs train_selection and train_arm (the model's training rows)")
+        pairs = {}
+        for r in records:
+            if "source_corpus_ids" not in r:
+                raise ValueError(f"{cfg.lens} has no corpus-form word ids: re-run pivot-eval logit-lens")
+            src, tgt = r["direction"].split("->")
+            pairs[B.pair_id(r["id"], src, tgt)] = (r["source_corpus_ids"], r["target_corpus_ids"])
+        own = B.own_pair_doc_counts(training_documents(cfg.train_lake, cfg.train_selection, cfg.train_arm), pairs)
+        joined["freq_own"] = joined["pair_id"].map(own).fillna(0).astype("int64")
+        result["own_training_documents"] = {**B.auc_table(joined, "freq_own"), "selection": cfg.train_selection,
+                                            "arm": cfg.train_arm, "lake": cfg.train_lake}
     result.update({"lens": str(cfg.lens), "lake": cfg.lake, "versions": reader.pinned(), "window": used_window,
-                   "freq_column": cfg.freq, "pairs_missing_in_lake": missing,
+                   "freq_column": cfg.freq, "pairs_missing_in_lake": missing, "n_layers": n_layers,
+                   "min_layers": cfg.min_layers, "solved_only": solved is not None,
                    "label_counts": {str(k): int(v) for k, v in joined["label"].value_counts().items()}})
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
@@ -207,13 +260,41 @@ def behaviours(cfg: BehavioursConfig) -> dict[str, Any]:
     return {k: result[k] for k in ("mean_auc", "n_directions_with_auc", "label_counts", "pairs_missing_in_lake")}
 
 
+def training_documents(lake: str, selection: str, arm: str) -> list[Any]:
+    """Token id arrays of a model's training documents: the arm's ``train_set`` rows outside the held-out shard
+    (the highest, which the trainer holds out by default)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from pivot_spark.lake.reader import open_reader
+
+    tables = []
+    for uri in sorted(open_reader(lake).files("train_set", {"selection": selection, "arm": arm})):
+        fs, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+        tables.append(pq.read_table(path, columns=["token_ids", "shard"], filesystem=fs))
+    if not tables:
+        raise ValueError(f"{lake}/train_set has no rows for selection={selection!r} arm={arm!r}")
+    shards = [t["shard"] for t in tables]
+    held = max(int(pc.max(s).as_py()) for s in shards)
+    out: list[Any] = []
+    for t in tables:
+        col = t.filter(pc.not_equal(t["shard"], held))["token_ids"].combine_chunks()
+        values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        out += np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    return out
+
+
 def compare(cfg: CompareConfig) -> dict[str, Any]:
     """Compare arms (several seeds each): mean CLWTD side by side, differences with paired bootstrap CIs."""
     from evaluation import compare as K
     from evaluation.clwtd import write_json
 
     arms = K.load_arms(cfg.runs, cfg.names)
-    summary = K.compare(arms, reference=cfg.reference, n_boot=cfg.n_boot, seed=cfg.seed)
+    summary = K.compare(arms, reference=cfg.reference, n_boot=cfg.n_boot, seed=cfg.seed, metric=cfg.metric,
+                        items=read_ids(cfg.items) if cfg.items else None, exclude_copyable=cfg.exclude_copyable)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     cfg.out.write_text(K.markdown(summary), encoding="utf-8")
     write_json(cfg.out.with_suffix(".json"), summary)

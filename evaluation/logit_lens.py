@@ -8,6 +8,11 @@ returns the last layer's hidden state already normed, so the norm is applied to 
 Per layer: the top-1 token and its probability, and the probability mass on the source word's tokens, the
 target word's tokens (both as tokenized in the prompt) and the item's semantic pivot tokens (pivot candidates
 of the word pair from the lake's co-occurrence tables, :func:`pivot_spark.steps.pivots.pair_pivot_candidates`).
+
+The bare word-start piece: SentencePiece writes a Japanese or Chinese word after a space as ``▁`` + the word's
+pieces (``"Japanese: 水"`` ends ``':', '▁', '水'``). That ``▁`` carries no meaning of the word, as the paper's
+space token does not, so the lens reads the position that predicts the first real piece of the answer (the
+``▁``'s position, with the ``▁`` already in the context) and the word's token sets leave the bare ``▁`` out.
 """
 
 from __future__ import annotations
@@ -52,12 +57,35 @@ class LensRequest:
     source_ids: frozenset[int]
     target_ids: frozenset[int]
     pivot_ids: frozenset[int] | None
+    source_corpus_ids: tuple[int, ...] = ()  # the words as in running text (co-occurrence look-ups)
+    target_corpus_ids: tuple[int, ...] = ()
+
+
+WORD_START = "\u2581"
+
+
+def bare_space_id(tok: Any) -> int | None:
+    """Id of the bare word-start piece ``▁``, None when the vocabulary has none."""
+    i = tok.convert_tokens_to_ids(WORD_START)
+    return None if i is None or i == tok.unk_token_id else int(i)
+
+
+def leading_bare(tok: Any, ids: Sequence[int]) -> int:
+    """How many bare ``▁`` pieces start ``ids`` (never all of them)."""
+    bare = bare_space_id(tok)
+    k = 0
+    while bare is not None and k < len(ids) - 1 and ids[k] == bare:
+        k += 1
+    return k
 
 
 def word_ids_in_context(tok: Any, prefix: str, word: str) -> list[int]:
-    """Token ids of ``" " + word`` as the model sees them after ``prefix``."""
+    """Token ids of ``" " + word`` as the model sees them after ``prefix``, without a bare ``▁`` piece."""
     e = encode_pair(tok, prefix, " " + word)
-    return list(e.ids[e.start:])
+    ids = list(e.ids[e.start:])
+    bare = bare_space_id(tok)
+    real = [i for i in ids if i != bare]
+    return real or ids
 
 
 def corpus_form_ids(tok: Any, word: str, lang: str) -> list[int]:
@@ -86,11 +114,14 @@ def lens_requests(tok: Any, items: Sequence[Item], directions: Sequence[tuple[st
             shots = [(items[s].words[src], items[s].words[tgt]) for s in draw_shots(items, i, src, tgt, seed=seed)[0]]
             prompt = build_prompt(src, tgt, shots, it.words[src])
             e = encode_pair(tok, prompt, " " + it.words[tgt])
+            skip = leading_bare(tok, e.ids[e.start:])  # the answer's bare "▁" is context, not the answer
             before_x = prompt[: prompt.rindex(f"{LANG_NAMES[src]}:") + len(LANG_NAMES[src]) + 1]
             piv = None if pivots is None else pivots.get((it.id, src, tgt), frozenset())
-            out.append(LensRequest(it.id, f"{src}->{tgt}", e.ids, e.start - 1,
+            out.append(LensRequest(it.id, f"{src}->{tgt}", e.ids, e.start - 1 + skip,
                                    frozenset(word_ids_in_context(tok, before_x, it.words[src])),
-                                   frozenset(e.ids[e.start:]), piv))
+                                   frozenset(e.ids[e.start + skip:]), piv,
+                                   tuple(corpus_form_ids(tok, it.words[src], src)),
+                                   tuple(corpus_form_ids(tok, it.words[tgt], tgt))))
     return out
 
 
@@ -123,7 +154,8 @@ def run_lens(model: Any, tok: Any, requests: Sequence[LensRequest], *, batch_siz
                 v = h[rows, at.to(h.device)]
                 if li < len(hs) - 1:
                     v = norm(v)
-                per_layer.append(torch.softmax(unembed(v).float(), dim=-1).cpu())
+                logits = torch.nn.functional.linear(v.float(), unembed.weight.float())  # fp32 head
+                per_layer.append(torch.softmax(logits, dim=-1).cpu())
         probs = torch.stack(per_layer, dim=1)  # batch x layers x vocab
         for k, r in enumerate(batch):
             p = probs[k]
@@ -139,7 +171,8 @@ def run_lens(model: Any, tok: Any, requests: Sequence[LensRequest], *, batch_siz
                     rec["p_pivot"] = float(p[li, sorted(r.pivot_ids)].sum()) if r.pivot_ids else 0.0
                 layers.append(rec)
             records.append({"id": r.item, "direction": r.direction, "source_ids": sorted(r.source_ids),
-                            "target_ids": sorted(r.target_ids),
+                            "target_ids": sorted(r.target_ids), "source_corpus_ids": list(r.source_corpus_ids),
+                            "target_corpus_ids": list(r.target_corpus_ids),
                             "pivot_ids": None if r.pivot_ids is None else sorted(r.pivot_ids),
                             "layers": layers})
     return records

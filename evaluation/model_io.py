@@ -46,6 +46,22 @@ def load_model(model_dir: str | Path, *, device: str | None = None, dtype: str =
     return model, tok, device
 
 
+def fp32_logits(model: Any, ids: Any, mask: Any, pos: Any, keep: int) -> Any:
+    """Logits of the last ``keep`` positions with the output head in fp32, whatever the weights' dtype: the
+    trunk may run in bf16, but a bf16 head rounds logits to 2-3 significant digits, which is the size of the
+    differences between candidates that the metrics rank. Models without a separable head (no ``get_decoder``)
+    get their own logits upcast."""
+    import torch.nn.functional as F
+
+    head = model.get_output_embeddings()
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    if decoder is None or head is None or not hasattr(head, "weight"):
+        return model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits.float()
+    h = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+    bias = getattr(head, "bias", None)
+    return F.linear(h[:, -keep:].float(), head.weight.float(), None if bias is None else bias.float())
+
+
 def encode_pair(tok: Any, prompt: str, continuation: str) -> Encoded:
     full = list(tok(prompt + continuation)["input_ids"])
     head = list(tok(prompt)["input_ids"])
@@ -86,8 +102,7 @@ def continuation_nll(model: Any, encoded: Sequence[Encoded], *, batch_size: int,
         n = torch.tensor([len(e.ids) - e.start for e in batch])
         counted = torch.arange(keep - 1)[None, :] >= (keep - 1 - n)[:, None]
         with torch.inference_mode():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                           logits_to_keep=keep).logits[:, :-1].float()
+            logits = fp32_logits(model, ids.to(device), mask.to(device), pos.to(device), keep)[:, :-1]
             logp = torch.log_softmax(logits, dim=-1).gather(2, targets.to(device)[:, :, None])[:, :, 0].cpu()
         nll = -(logp * counted).sum(1) / n
         for r in range(len(batch)):

@@ -8,10 +8,14 @@ the ``runs`` table. This module imports neither pyspark nor torch.
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import json
+import re
+import types
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
@@ -224,10 +228,28 @@ class PivotConfig(_Section):
     run: RunConfig = Field(default_factory=RunConfig)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """The config as stored with a run (secrets redacted, see :func:`redacted`)."""
+        return json.dumps(redacted(self), sort_keys=True)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The config as printed (secrets redacted, see :func:`redacted`)."""
+        return yaml.safe_dump(redacted(self), sort_keys=False)
+
+
+def redacted(cfg: PivotConfig) -> dict[str, Any]:
+    """The config as it may be printed or stored: the JSON dump (``ingest.storage_options`` through its redacting
+    serializer), with the same redaction of ``lake.storage_options``, secret ``spark.conf`` settings as ``***``
+    and no credentials in the URIs (:mod:`pivot_spark.redaction`)."""
+    from pivot_spark.io.fs import redact_options
+    from pivot_spark.redaction import redact_settings, redact_text
+
+    data = cfg.model_dump(mode="json")
+    data["lake"]["storage_options"] = redact_options(data["lake"]["storage_options"])
+    data["spark"]["conf"] = redact_settings(data["spark"]["conf"])
+    data["lake"]["uri"] = redact_text(data["lake"]["uri"])
+    if data["ingest"]["input"]:
+        data["ingest"]["input"] = redact_text(data["ingest"]["input"])
+    return data
 
 
 class ConfigError(ValueError):
@@ -249,6 +271,102 @@ def _preset_text(name: str) -> str | None:
     res = resources.files("pivot_spark").joinpath("presets", f"{name}.yaml")
     return res.read_text(encoding="utf-8") if res.is_file() else None
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), which also reads YAML 1.2 floats without a dot (``5e6``, ``1e-3``)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The alternatives of a field's type: ``str | list[str] | None`` -> ``[str, list[str], NoneType]``; a
+    ``Literal`` counts as the types of its values."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return [m for a in get_args(annotation) for m in _members(a)]
+    if origin is Literal:
+        return sorted({type(a) for a in get_args(annotation)}, key=str)
+    if origin is Annotated:
+        return _members(get_args(annotation)[0])
+    return [annotation]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    return next((m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)), None)
+
+
+def _mapping_of(annotation: Any) -> Any | None:
+    """The value type of a free-form map field (``dict[str, V]`` -> ``V``); None for other fields."""
+    for m in _members(annotation):
+        if get_origin(m) is dict:
+            args = get_args(m)
+            return args[1] if len(args) == 2 else Any
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _typed(annotation: Any, node: yaml.Node, loader: _YamlLoader) -> Any:
+    """The value of a YAML node for a field of type ``annotation``. Where the field takes a string but not what
+    YAML read (``true``, ``5e6``, ``no``, ``2024-05-01`` unquoted), the text as written is the value; a float
+    with an integral value is an int where the field takes an int but no float; mappings and lists are typed
+    item by item (a section's keys by its fields). Everything else is left to the model's validation."""
+    members = _members(annotation)
+    if Any in members:
+        return loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        model, item_type = _model_of(annotation), _mapping_of(annotation)
+        if model is None and item_type is None:
+            return loader.construct_object(node, deep=True)
+        loader.flatten_mapping(node)  # merge keys (<<: *anchor)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if model is not None:
+                field = model.model_fields.get(str(key))
+                out[key] = _typed(field.annotation if field else Any, value_node, loader)
+            else:
+                out[_text(key)] = _typed(item_type, value_node, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        item = next((get_args(m)[0] for m in members if get_origin(m) is list and get_args(m)), None)
+        if item is None:
+            return loader.construct_object(node, deep=True)
+        return [_typed(item, n, loader) for n in node.value]
+    value = loader.construct_object(node, deep=True)
+    if value is None:
+        return None
+    scalars = {m for m in members if m in (str, int, float, bool)}
+    if isinstance(value, float) and float not in scalars and int in scalars and value.is_integer():
+        return int(value)
+    fits = (bool in scalars if isinstance(value, bool)
+            else bool(scalars & {int, float}) if isinstance(value, int)
+            else float in scalars if isinstance(value, float)
+            else isinstance(value, str) and str in scalars)
+    if fits or str not in scalars:
+        return value
+    return node.value if isinstance(node, yaml.ScalarNode) and node.style is None else _text(value)
+
+
+def _load_typed(text: str, annotation: Any, where: str) -> Any:
+    """``text`` (a YAML document) typed for ``annotation`` (see :func:`_typed`)."""
+    loader = _YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _typed(annotation, node, loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML: {e}") from e
+    finally:
+        loader.dispose()
+
+
 
 def preset_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in resources.files("pivot_spark").joinpath("presets").iterdir()
@@ -263,7 +381,7 @@ def _read_yaml(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]
             raise ConfigError(f"config {name_or_path!r} is neither a preset ({', '.join(preset_names())}) "
                               "nor a YAML file")
         text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+    data = _load_typed(text, PivotConfig, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
@@ -275,24 +393,71 @@ def _read_yaml(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]
     return data
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
+def config_keys(model: type[BaseModel] = PivotConfig, prefix: str = "") -> list[str]:
+    """Every settable key, dotted (``cooccur.windows``); a free-form map is one key (``spark.conf``)."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        sub = _model_of(field.annotation)
+        keys += config_keys(sub, f"{prefix}{name}.") if sub is not None else [f"{prefix}{name}"]
+    return keys
+
+
+class OverrideTarget(NamedTuple):
+    path: list[str]  # keys into the config data
+    annotation: Any  # the type of the value set
+    map_key: str | None  # the key in a free-form map, when the target is one of its entries
+
+
+def override_target(key: str) -> OverrideTarget:
+    """Where an override's dotted key goes in the config data, and the type of the value it sets. In a free-form
+    map (``spark.conf``, ``lake.storage_options``) everything after the map's name is one key:
+    ``spark.conf.spark.ui.enabled`` -> ``["spark", "conf", "spark.ui.enabled"]``."""
+    keys = key.strip().split(".")
+    model: type[BaseModel] = PivotConfig
+    path: list[str] = []
+    for i, name in enumerate(keys):
+        field = model.model_fields.get(name)
+        if field is None:
+            where = ".".join(path) or "the config"
+            close = difflib.get_close_matches(".".join([*path, name]), config_keys(), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f"; {where} has: {', '.join(model.model_fields)}"
+            raise ConfigError(f"unknown config key {key!r}: {where} has no {name!r}{hint}")
+        path.append(name)
+        if i == len(keys) - 1:
+            return OverrideTarget(path, field.annotation, None)
+        sub = _model_of(field.annotation)
+        if sub is not None:
+            model = sub
+            continue
+        item_type = _mapping_of(field.annotation)
+        if item_type is not None:
+            map_key = ".".join(keys[i + 1:])
+            if not map_key:
+                raise ConfigError(f"config key {key!r}: the key in {'.'.join(path)} is missing")
+            return OverrideTarget([*path, map_key], item_type, map_key)
+        raise ConfigError(f"config key {key!r}: {'.'.join(path)} is a setting, not a section or a map")
+    raise ConfigError(f"empty config key in {key!r}")
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set one ``section.key=value`` override in the config data, in place. The value is YAML (``5e6``,
+    ``5_000_000``, ``true``, ``[10, 50]``, ``null``; empty is null), typed for the key's field as in files."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like section.key=value")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else None
-    return key.strip().split("."), value
+    path, annotation, _ = override_target(key)
+    node = data
+    for name in path[:-1]:
+        if not isinstance(node.get(name), dict):
+            node[name] = {}
+        node = node[name]
+    node[path[-1]] = _load_typed(raw, annotation, f"override {key.strip()}") if raw.strip() else None
 
 
 def load_config(preset: str | None = "local", overrides: list[str] | tuple[str, ...] = ()) -> PivotConfig:
     data = _read_yaml(preset or "local")
     for item in overrides:
-        keys, value = parse_override(item)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {k} is not a section")
-        node[keys[-1]] = value
+        apply_override(data, item)
     try:
         return PivotConfig.model_validate(data)
     except Exception as e:  # pydantic's message names the bad key

@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from training.presets import PRESETS
 
 EvalShard = int | Literal["last"] | None
+EvalSet = Literal["arm", "common"]
 
 # `pivot-train --help` panels
 HELP_GROUPS = {
-    "data": ("lake", "selection", "arm", "table_version", "eval_shard", "tokenizer", "seq_len", "num_workers",
-             "shuffle_block", "trace_data"),
+    "data": ("lake", "selection", "arm", "table_version", "eval_shard", "eval_set", "tokenizer", "seq_len",
+             "num_workers", "shuffle_block", "resident", "inject", "inject_repeats", "trace_data"),
     "model and optimisation": ("preset", "batch_size", "grad_accum", "max_steps", "max_tokens", "lr",
                                "min_lr_ratio", "warmup", "weight_decay", "grad_clip", "seed", "compile", "device"),
     "output": ("out", "resume", "stop_at", "save_every", "keep", "eval_every", "eval_batches", "log_every"),
@@ -47,6 +48,13 @@ class TrainSettings(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda")
     eval_shard: EvalShard = Field("last", description="held-out shard: a number, last (the highest) or none "
                                                       "(no eval, train on all)")
+    eval_set: EvalSet = Field("arm", description="eval loss on the arm's own held-out shard (arm) or on the "
+                                                 "selection's common held-out set, the same for every arm (common)")
+    resident: bool = Field(False, description="read the arm's token stream once and keep it on the device "
+                                              "(no DataLoader)")
+    inject: str | None = Field(None, description="JSON Lines file of {text} documents mixed into the resident "
+                                                 "stream (the positive control's glossary)")
+    inject_repeats: int = Field(1, description="copies of each injected document per epoch of the stream")
     num_workers: int = Field(2, description="DataLoader workers per rank")
     shuffle_block: int = Field(512, description="rows shuffled together")
     save_every: int = Field(1000, description="checkpoint every N steps (0: only at the end)")
@@ -76,6 +84,10 @@ class TrainSettings(BaseModel):
     def _length(self) -> TrainSettings:
         if (self.max_steps is None) == (self.max_tokens is None):
             raise ValueError("give exactly one of max_steps and max_tokens")
+        if self.inject and not self.resident:
+            raise ValueError("inject needs resident: true (documents are mixed into the resident stream)")
+        if self.eval_set == "common" and self.eval_shard is None:
+            raise ValueError("eval_set common needs a held-out shard (eval_shard last or a number)")
         return self
 
 

@@ -44,6 +44,7 @@ from training.config import HELP_GROUPS, TrainConfig
 from training.data import PackedStream, TokenLoader, TrainSet, eval_batches, open_train_set
 from training.metrics import MetricsLog, peak_flops
 from training.model import build_model, flops_per_token, n_params
+from training.resident import ResidentLoader, common_eval_batches, injected_documents
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -53,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     add_command(cli, TrainConfig, got.append, name="pivot-train", groups=HELP_GROUPS,
                 help="Pretrain a Llama-family model on one selection and arm of train_set (torchrun-compatible). "
                      "Settings come from the options, a --config YAML file and key=value arguments (e.g. "
-                     "lr=3e-4).")
+                     "lr=3e-4).", version=True)
     try:
         cli(args=sys.argv[1:] if argv is None else argv, prog_name="pivot-train")
     except SystemExit as e:  # the command line always ends with one
@@ -198,12 +199,23 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
                         tokenizer_model=cfg.tokenizer)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.seq_len * d.world
     max_steps = cfg.max_steps if cfg.max_steps is not None else math.ceil((cfg.max_tokens or 0) / tokens_per_step)
-    stream = PackedStream(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=cfg.seed, rank=d.rank,
-                          world=d.world, block=cfg.shuffle_block, num_workers=cfg.num_workers,
-                          trace_dir=cfg.trace_data)
-    loader = TokenLoader(stream, pin_memory=cuda)
-    evals = eval_batches(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, max_batches=cfg.eval_batches,
-                         rank=d.rank, world=d.world)
+    loader: TokenLoader | ResidentLoader
+    if cfg.resident:
+        inject = injected_documents(cfg.inject, ts.tokenizer_model) if cfg.inject else None
+        loader = ResidentLoader(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=cfg.seed, device=d.device,
+                                rank=d.rank, world=d.world, inject=inject, inject_repeats=cfg.inject_repeats)
+    else:
+        stream = PackedStream(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=cfg.seed, rank=d.rank,
+                              world=d.world, block=cfg.shuffle_block, num_workers=cfg.num_workers,
+                              trace_dir=cfg.trace_data)
+        loader = TokenLoader(stream, pin_memory=cuda)
+    eval_info: dict[str, Any] = {"kind": cfg.eval_set, "shard": ts.eval_shard}
+    if cfg.eval_set == "common":
+        evals, eval_info = common_eval_batches(cfg.lake, ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
+                                               max_batches=cfg.eval_batches, rank=d.rank, world=d.world)
+    else:
+        evals = eval_batches(ts, seq_len=cfg.seq_len, batch_size=cfg.batch_size, max_batches=cfg.eval_batches,
+                             rank=d.rank, world=d.world)
 
     lm = build_model(cfg.preset, vocab_size=ts.vocab_size, seq_len=cfg.seq_len, bos_id=ts.bos_id, eos_id=ts.eos_id)
     lm = lm.to(d.device)  # type: ignore[arg-type]
@@ -233,7 +245,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         log.write("start", step=step, max_steps=max_steps, world=d.world, params=n_params(lm), preset=cfg.preset,
-                  tokens_per_step=tokens_per_step, flops_per_token=fpt, data=ts.describe(),
+                  tokens_per_step=tokens_per_step, flops_per_token=fpt, data=ts.describe(), eval_set=eval_info,
                   args=cfg.model_dump(mode="json"))
 
     def save(at: int) -> None:
@@ -280,7 +292,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         log.write("eval", step=step, eval_loss=round(final_eval, 6))
     save(step)
     summary = {"step": step, "max_steps": max_steps, "loss": last_loss, "eval_loss": final_eval,
-               "data": ts.describe(), "preset": cfg.preset, "tokens": step * tokens_per_step,
+               "data": ts.describe(), "eval_set": eval_info, "preset": cfg.preset, "tokens": step * tokens_per_step,
                "data_batches": loader.batches}
     write_rank_summary(out, d, lm, summary)
     if d.main and done:

@@ -145,8 +145,12 @@ def test_clwtd_and_compare(tiny_model_dir, small_set, tmp_path):
     assert "pivot-random" in text and "mean over directions" in text
     summary = json.loads(report.with_suffix(".json").read_text())
     d = summary["differences"]["pivot-random"]["mean"]
-    assert d["ci95_items_seeds"][0] <= d["diff"] <= d["ci95_items_seeds"][1]
+    assert summary["metric"] == "acc1" and d["paired_by_seed"]["n_seeds"] == 2
+    assert d["paired_by_seed"]["ci95"][0] <= d["diff"] <= d["paired_by_seed"]["ci95"][1]
+    assert d["ci95_items_given_seeds"][0] <= d["diff"] <= d["ci95_items_given_seeds"][1]
     assert summary["n_items"] == 6 and summary["directions"] == ["en->fr", "ja->zh"]
+    rec = json.loads((runs[0] / "clwtd-items.jsonl").read_text().splitlines()[0])
+    assert np.array(rec["ll"]).shape == (10, 5) and {"acc1", "rr", "llr", "copyable"} <= set(rec)
 
 
 def test_logit_lens_and_behaviours(tiny_model_dir, small_set, lake, tmp_path):
@@ -178,6 +182,7 @@ def test_logit_lens_and_behaviours(tiny_model_dir, small_set, lake, tmp_path):
     res = json.loads((beh / "behaviours.json").read_text())
     assert res["window"] == WINDOW and res["pairs_missing_in_lake"] == 0
     assert sum(res["label_counts"].values()) == 3 * 14
+    assert res["n_layers"] == n_layers < res["min_layers"] and "pivot" not in res["label_counts"]
     assert (beh / "behaviours-scatter.png").stat().st_size > 1000
     rows = [json.loads(x) for x in (beh / "behaviours-items.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len({r["freq"] for r in rows}) > 1  # frequencies really come from the lake
