@@ -17,6 +17,7 @@ from rich.console import Console
 
 from experiment.recipe import STAGES, Stage, load_recipe
 from pivot_spark.config import ConfigError
+from pivot_spark.typed_cli import VERSION_HELP, version_callback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 err = Console(stderr=True)
@@ -37,6 +38,8 @@ def experiment(
                                                                       "took")] = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="recipe overrides, section.key=value "
                                                                "(e.g. train.max_steps=10)")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=version_callback("pivot-experiment"),
+                                          is_eager=True, help=VERSION_HELP)] = False,
 ) -> None:
     """The reproduction: rebuild, select arms, train seeds, evaluate, compare, ablations -> results."""
     from experiment.run import run_experiment

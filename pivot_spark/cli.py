@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from pivot_spark.config import ConfigError, PivotConfig, load_config
+from pivot_spark.typed_cli import VERSION_HELP, version_callback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build semantic-pivot-aware pre-training data with Spark and Delta Lake.")
@@ -25,11 +27,21 @@ ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="preset (smoke, l
 LakeOpt = Annotated[str | None, typer.Option("--lake", help="lake root URI (overrides lake.uri)")]
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="run id; default derived from the inputs")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, section.key=value")]
+UiOpt = Annotated[bool, typer.Option("--ui", help="serve the Spark UI while the job runs (spark.ui=true)")]
+
+
+VersionOpt = Annotated[bool, typer.Option("--version", callback=version_callback("pivot-spark"), is_eager=True,
+                                          help=VERSION_HELP)]
+
+
+@app.callback()
+def _program(version: VersionOpt = False) -> None:
+    pass
 
 
 def _cfg(config: str, lake: str | None, run_id: str | None, overrides: list[str] | None,
-         extra: list[str] | None = None) -> PivotConfig:
-    items = list(overrides or []) + list(extra or [])
+         extra: list[str] | None = None, *, ui: bool = False) -> PivotConfig:
+    items = list(overrides or []) + list(extra or []) + (["spark.ui=true"] if ui else [])
     if lake:
         items.append(f"lake.uri={lake}")
     if run_id:
@@ -48,13 +60,13 @@ def _run(fn: Callable[[], Any]) -> None:
 @app.command()
 def ingest(input: Annotated[str | None, typer.Option("--input", "-i", help="file or folder to ingest")] = None,
            snapshot: Annotated[str | None, typer.Option(help="snapshot partition label")] = None,
-           config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+           config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
            overrides: Overrides = None) -> None:
     """Ingest JSON Lines (plain, .gz, .zst), Parquet or .txt files into `documents` (bad records -> `quarantine`)."""
     from pivot_spark.pipeline.ingest import ingest as job
 
     extra = ([f"ingest.input={input}"] if input else []) + ([f"ingest.snapshot={snapshot}"] if snapshot else [])
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, extra)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, extra, ui=ui)))
 
 
 @app.command()
@@ -73,91 +85,134 @@ def corpus(config: ConfigOpt = "local", out: Annotated[str | None, typer.Option(
 
 @app.command("train-tokenizer")
 def train_tokenizer(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
-                    overrides: Overrides = None) -> None:
+                    ui: UiOpt = False, overrides: Overrides = None) -> None:
     """Train the SentencePiece BPE tokenizer on a language-balanced sample of `documents`."""
     from pivot_spark.pipeline.annotate import train_tokenizer as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
 def annotate(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
-             overrides: Overrides = None) -> None:
+             ui: UiOpt = False, overrides: Overrides = None) -> None:
     """Language ID (fastText) and tokenization (SentencePiece) of new documents -> `doc_lang`, `doc_tokens`."""
     from pivot_spark.pipeline.annotate import annotate as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
 def cooccur(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
-            overrides: Overrides = None) -> None:
+            ui: UiOpt = False, overrides: Overrides = None) -> None:
     """Windowed token co-occurrence counts of new snapshots -> `cooccurrence`, `token_stats`."""
     from pivot_spark.pipeline.cooccur import cooccur as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command("pair-cooccur")
 def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines: pair_id, lang_a, word_a, "
                                                                     "lang_b, word_b")],
-                 config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+                 config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
                  overrides: Overrides = None) -> None:
     """Co-occurrence of word pairs (e.g. the evaluation dictionary) -> `pair_cooccurrence`."""
     from pivot_spark.pipeline.pair_cooccur import pair_cooccur as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides), pairs))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui), pairs))
 
 
 @app.command()
 def pivots(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
-           overrides: Overrides = None) -> None:
+           ui: UiOpt = False, overrides: Overrides = None) -> None:
     """Discover the semantic pivot set (hub tokens of the cross-lingual co-occurrence graph) -> `pivots`."""
     from pivot_spark.pipeline.pivots import pivots as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
 def score(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
-          overrides: Overrides = None) -> None:
+          ui: UiOpt = False, overrides: Overrides = None) -> None:
     """Each document's pivot proportion for a pivot set -> `doc_pivot`."""
     from pivot_spark.pipeline.score import score as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
 def select(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
-           overrides: Overrides = None) -> None:
+           ui: UiOpt = False, overrides: Overrides = None) -> None:
     """A named selection with `pivot`/`random`(/`langmatch`) arms at one token budget -> `train_set`."""
     from pivot_spark.pipeline.select import select as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
 def rebuild(input: Annotated[str | None, typer.Option("--input", "-i", help="corpus to ingest")] = None,
-            config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+            config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
             overrides: Overrides = None) -> None:
     """The whole chain, incremental and idempotent: ingest, annotate, cooccur, pivots, score, select."""
     from pivot_spark.pipeline.rebuild import rebuild as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, [f"ingest.input={input}"] if input else [])))
+    _run(lambda: job(_cfg(config, lake, run_id, overrides, [f"ingest.input={input}"] if input else [], ui=ui)))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
 def submit(ctx: typer.Context,
            command: Annotated[str, typer.Argument(help="the pivot-spark command to run on the cluster")],
-           master: Annotated[str, typer.Option("--master", help="spark://host:port, k8s://..., yarn")],
-           python: Annotated[str | None, typer.Option(help="executors' Python (default: this one)")] = None,
-           deploy_mode: Annotated[str, typer.Option(help="client or cluster")] = "client",
-           conf: Annotated[list[str] | None, typer.Option("--conf", help="extra spark conf k=v")] = None) -> None:
-    """Run a command through spark-submit: code zipped on --py-files, models shipped with the job."""
+           master: Annotated[str | None, typer.Option("--master", help="spark://host:port, k8s://https://host, "
+                                                      "yarn, local[N] (required)", show_default=False)] = None,
+           deploy_mode: Annotated[str, typer.Option(help="client (the driver runs here) or cluster")] = "client",
+           conf: Annotated[list[str] | None, typer.Option("--conf", help="Spark setting key=value (repeatable)",
+                                                          show_default=False)] = None,
+           python_from_image: Annotated[bool | None, typer.Option(
+               "--python-from-image/--ship-env", help="executors use the image's Python, nothing is shipped "
+               "(default for k8s:// masters) / ship this environment, packed with venv-pack (default otherwise)",
+               show_default=False)] = None,
+           env_archive: Annotated[Path | None, typer.Option(help="ship this environment archive (venv-pack "
+                                                            "tar.gz) instead of packing this one",
+                                                            show_default=False)] = None,
+           python: Annotated[str | None, typer.Option(help="executors' interpreter, a path that exists on every "
+                                                      "node (nothing shipped)", show_default=False)] = None,
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="print the spark-submit command line "
+                                                 "(secrets redacted) and run nothing")] = False) -> None:
+    """Run a command through spark-submit: code zipped on --py-files, the environment shipped with --archives.
+
+    After COMMAND come, in any order: the options above; the command's own options and section.key=value
+    overrides (they go to the job); spark-submit options such as --executor-memory 8g, --num-executors 4,
+    --packages, --files, --jars, --name, --queue, --properties-file (they go to spark-submit, before the entry
+    file). Everything after a lone -- goes to the job as it is. See docs/operations.md.
+    """
+    from pivot_spark.submit import SubmitError, split_arguments
     from pivot_spark.submit import submit as do_submit
 
-    extra = dict(c.split("=", 1) for c in conf or [])
-    rc = do_submit(command, list(ctx.args), master=master, python=python, deploy_mode=deploy_mode, conf=extra)
+    def options(cmd: Any) -> dict[str, bool]:  # option name -> takes a value
+        return {name: not p.is_flag for p in cmd.params if p.param_type_name == "option"
+                for name in (*p.opts, *p.secondary_opts)}
+
+    job_cmd = ctx.parent.command.get_command(ctx.parent, command) if ctx.parent else None  # type: ignore[attr-defined]
+    try:
+        if job_cmd is None or command == "submit":
+            raise SubmitError(f"unknown command {command!r}: put the command first, `pivot-spark submit COMMAND "
+                              "--master URL ...`")
+        split = split_arguments(ctx.args, own={**options(ctx.command), "--help": False}, job=options(job_cmd))
+        given = dict(ctx.params)
+        if split.own:  # submit's options given after COMMAND: parsed as if given before it
+            after = ctx.command.make_context(ctx.info_name, [*split.own, command], parent=ctx.parent)
+            for name, value in after.params.items():
+                if getattr(after.get_parameter_source(name), "name", "") == "COMMANDLINE":
+                    given[name] = [*(given[name] or []), *value] if name == "conf" else value
+        if not given["master"]:
+            raise SubmitError("submit needs --master URL (spark://host:port, k8s://https://host, yarn, local[N])")
+        rc = do_submit(command, split.job, master=given["master"], deploy_mode=given["deploy_mode"],
+                       spark_args=split.spark, conf=given["conf"] or [], python=given["python"],
+                       python_from_image=given["python_from_image"], env_archive=given["env_archive"],
+                       dry_run=given["dry_run"])
+    except (SubmitError, ConfigError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        raise typer.Exit(2) from e
     raise typer.Exit(rc)
 
 
@@ -165,20 +220,35 @@ def submit(ctx: typer.Context,
 def show_pivots(config: ConfigOpt = "local", lake: LakeOpt = None,
                 pivot_set: Annotated[str | None, typer.Option("--pivot-set", help="label; default the newest")] = None,
                 top: Annotated[int, typer.Option(help="how many pivots to list")] = 50,
-                markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False) -> None:
+                markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False,
+                overrides: Overrides = None) -> None:
     """The top pivots of a pivot set with their pieces, hub statistics and languages."""
     from pivot_spark.pipeline.status import print_pivots
 
-    _run(lambda: print_pivots(_cfg(config, lake, None, None), pivot_set=pivot_set, top=top, markdown=markdown))
+    _run(lambda: print_pivots(_cfg(config, lake, None, overrides), pivot_set=pivot_set, top=top,
+                              markdown=markdown))
 
 
 @app.command()
 def status(config: ConfigOpt = "local", lake: LakeOpt = None,
-           runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10) -> None:
-    """Every table with its version and row count, and the last runs."""
+           runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 10,
+           as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+           overrides: Overrides = None) -> None:
+    """Every table with its version and row count, and the last runs (whole run ids, status, counts)."""
     from pivot_spark.pipeline.status import print_status
 
-    _run(lambda: print_status(_cfg(config, lake, None, None), n_runs=runs))
+    _run(lambda: print_status(_cfg(config, lake, None, overrides), n_runs=runs, as_json=as_json))
+
+
+config_app = typer.Typer(no_args_is_help=True, help="The effective config of the commands.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+                overrides: Overrides = None) -> None:
+    """Print the effective config (preset or file, then overrides) as YAML, secrets redacted."""
+    _run(lambda: typer.echo(_cfg(config, lake, run_id, overrides).to_yaml(), nl=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,14 +24,31 @@ import typer
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pivot_spark import __version__
+
 M = TypeVar("M", bound=BaseModel)
-_RESERVED = {"ctx", "config", "overrides"}
+_RESERVED = {"ctx", "config", "overrides", "version"}
 _SCALARS = (bool, int, float, str, Path)
 _GIVEN = ("COMMANDLINE", "ENVIRONMENT")  # where an option's value came from when it was given
 
 
 class SettingsError(ValueError):
     """Settings that do not validate: the message names each bad field."""
+
+
+def version_callback(prog: str) -> Callable[[bool], None]:
+    """The callback of an eager ``--version`` option: it prints ``PROG VERSION`` and exits, before anything else
+    is checked."""
+
+    def show(value: bool) -> None:
+        if value:
+            typer.echo(f"{prog} {__version__}")
+            raise typer.Exit()
+
+    return show
+
+
+VERSION_HELP = "print the version and exit"
 
 
 def split_list(value: Any) -> Any:
@@ -128,10 +145,10 @@ def _option(name: str, annotation: Any, default: Any, required: bool, help_text:
 
 
 def add_command(app: typer.Typer, model: type[M], run: Callable[[M], Any], *, name: str, help: str,
-                groups: Mapping[str, Sequence[str]] | None = None) -> None:
+                groups: Mapping[str, Sequence[str]] | None = None, version: bool = False) -> None:
     """Add command ``name`` to ``app``: options from ``model``'s fields (``groups``: help panel -> fields, listed
-    in that order), ``--config FILE`` and ``key=value`` arguments; it calls ``run(settings)`` and returns what
-    ``run`` returns."""
+    in that order), ``--config FILE`` and ``key=value`` arguments (and ``--version`` with ``version``, for a
+    program of one command); it calls ``run(settings)`` and returns what ``run`` returns."""
     panel_of = {f: panel for panel, fields in (groups or {}).items() for f in fields}
     params = [
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
@@ -139,6 +156,11 @@ def add_command(app: typer.Typer, model: type[M], run: Callable[[M], Any], *, na
             Path | None, typer.Option("--config", "-c", help="YAML file of settings (key=value arguments and "
                                       "options override it)", show_default=False)]),
     ]
+    if version:
+        params.append(inspect.Parameter("version", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                        annotation=Annotated[bool, typer.Option(
+                                            "--version", callback=version_callback(name), is_eager=True,
+                                            help=VERSION_HELP)]))
     options: list[str] = []
     grouped = [f for fields in (groups or {}).values() for f in fields]
     for field_name in dict.fromkeys([*grouped, *model.model_fields]):
