@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pivot_spark.config import ConfigError, PivotConfig, load_config
 from pivot_spark.typed_cli import VERSION_HELP, version_callback
@@ -53,7 +54,7 @@ def _run(fn: Callable[[], Any]) -> None:
     try:
         fn()
     except (ConfigError, FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)  # one line, as it is
         raise typer.Exit(2) from e
 
 

@@ -35,6 +35,12 @@ class SparkConfig(_Section):
     driver_memory: str = "4g"
     fast_jvm_start: bool = Field(True, description="C1-only JIT + SerialGC for a fast start on small machines")
     conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+    ui: bool = Field(False, description="embedded mode: serve the Spark UI while a job runs (its address is "
+                     "printed; `--ui` sets this); under spark-submit the cluster's setting stands")
+    event_log: bool = Field(True, description="write Spark event logs, which a Spark History Server reads")
+    event_log_dir: str | None = Field(
+        None, description="where the event logs go, created if missing; None: {lake}/_spark-events (an s3:// "
+        "lake through S3A, as s3a://); a path or a URI that Spark's Hadoop filesystems can write")
 
 
 class LakeConfig(_Section):
@@ -207,6 +213,14 @@ class SelectConfig(_Section):
         "a time and finishes there; more are narrowed down by Spark aggregations first (0: aggregations only)")
 
 
+class ReportConfig(_Section):
+    """How summaries read the results; never part of a run's identity (changing it recomputes nothing)."""
+
+    max_lang_share: float = Field(
+        0.6, gt=0, le=1, description="summaries warn when one language holds more than this share of an arm's "
+        "tokens")
+
+
 class RunConfig(_Section):
     run_id: str | None = None
     snapshot: str | None = None
@@ -225,6 +239,7 @@ class PivotConfig(_Section):
     pivots: PivotsConfig = Field(default_factory=PivotsConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     def to_json(self) -> str:

@@ -3,6 +3,10 @@
 Under spark-submit (the JVM started this Python driver, so ``PYSPARK_GATEWAY_PORT`` is set) the master, resources
 and jars come from the cluster and nothing here overrides them. Embedded, we start ``local[*]`` with the JVM flags that
 halve start-up on small machines (C1 JIT only, serial GC) and the settings every job relies on.
+
+Observability, in both modes: Spark event logs go to ``spark.event_log_dir`` (default ``{lake}/_spark-events``,
+created if missing), where a Spark History Server finds every finished run; the embedded UI is off unless
+``spark.ui`` (``--ui``) asks for it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pivot_spark.config import PivotConfig
@@ -47,6 +53,36 @@ def delta_jars_available() -> bool:
     return "delta-spark" in extra
 
 
+EVENT_LOG_FOLDER = "_spark-events"
+
+
+def event_log_dir(cfg: PivotConfig) -> str | None:
+    """Where this config's Spark event logs go, as a URI for Spark's Hadoop filesystems (None: event logs off).
+
+    ``spark.event_log_dir``, else the lake's ``_spark-events`` folder; a local path becomes a ``file://`` URI and
+    ``s3://`` is spelt ``s3a://`` (the S3A connector, which the Spark image ships)."""
+    if not cfg.spark.event_log:
+        return None
+    uri = cfg.spark.event_log_dir or f"{cfg.lake.uri.rstrip('/')}/{EVENT_LOG_FOLDER}"
+    if "://" not in uri:
+        return Path(uri).resolve().as_uri()
+    scheme, rest = uri.split("://", 1)
+    return f"s3a://{rest}" if scheme.lower() == "s3" else uri
+
+
+def ensure_event_log_dir(uri: str, storage_options: Mapping[str, str] | None) -> None:
+    """Create the event-log folder: Spark refuses to start when it is missing (on an object store too, where the
+    folder is a marker object that S3A reads as a directory)."""
+    from pivot_spark.io.fs import location, redact_uri
+
+    loc = location(uri, storage_options)
+    try:
+        loc.fs.create_dir(loc.root, recursive=True)
+    except OSError as e:
+        raise ValueError(f"cannot create the Spark event-log folder {redact_uri(uri)} ({e}): set "
+                         "spark.event_log_dir to a writable place, or spark.event_log=false") from e
+
+
 def build_session(cfg: PivotConfig) -> SparkSession:
     from pyspark.sql import SparkSession
 
@@ -63,7 +99,7 @@ def build_session(cfg: PivotConfig) -> SparkSession:
     if not under_spark_submit():
         builder = builder.master(cfg.spark.master or "local[*]")
         conf["spark.driver.memory"] = cfg.spark.driver_memory
-        conf["spark.ui.enabled"] = "false"
+        conf["spark.ui.enabled"] = "true" if cfg.spark.ui else "false"
         conf["spark.pyspark.python"] = sys.executable
         conf["spark.pyspark.driver.python"] = sys.executable
         conf["spark.python.daemon.module"] = "pivot_spark.daemon"  # heavy imports once, before the fork
@@ -71,9 +107,15 @@ def build_session(cfg: PivotConfig) -> SparkSession:
             conf["spark.driver.extraJavaOptions"] = FAST_JVM_FLAGS
             conf["spark.executor.extraJavaOptions"] = FAST_JVM_FLAGS
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if (events := event_log_dir(cfg)) is not None:
+        ensure_event_log_dir(events, cfg.lake.storage_options)
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = events
     conf.update(cfg.spark.conf)
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if cfg.spark.ui and not under_spark_submit():
+        print(f"Spark UI: {spark.sparkContext.uiWebUrl} (while this command runs)", file=sys.stderr)
     return spark

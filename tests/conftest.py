@@ -15,11 +15,19 @@ FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark_events(tmp_path_factory) -> Path:
+    """Where the shared session writes its Spark event logs (uncompressed, for tests that read them)."""
+    return tmp_path_factory.mktemp("spark-events")
+
+
+@pytest.fixture(scope="session")
+def spark(spark_events):
     from pivot_spark.config import load_config
     from pivot_spark.session import build_session
 
-    cfg = load_config("smoke", ["spark.shuffle_partitions=2", "spark.master=local[2]"])
+    cfg = load_config("smoke", ["spark.shuffle_partitions=2", "spark.master=local[2]",
+                                f"spark.event_log_dir={spark_events}",
+                                'spark.conf={"spark.eventLog.compress": "false"}'])
     s = build_session(cfg)
     yield s
     s.stop()

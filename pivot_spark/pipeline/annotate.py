@@ -73,7 +73,9 @@ def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         lid_name = ship_file(ctx.spark, lid_path(cfg))
         lid_cfg = cfg.langid
         docs = ctx.read("documents").select("doc_id", "text", "n_bytes")
-        if docs.isEmpty():
+        with ctx.describe("check that documents has rows"):
+            empty = docs.isEmpty()
+        if empty:
             raise ValueError("documents is empty: run `pivot-spark ingest` before train-tokenizer")
 
         def langs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -90,12 +92,13 @@ def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         sample = (tagged.filter(F.col("lang") != "und").withColumn("cum", F.sum("n_bytes").over(w))
                   .filter(F.col("cum") <= tc.sample_bytes_per_lang).select("doc_id", "lang", "n_bytes"))
         sample = sample.orderBy(order).limit(tc.max_sample_docs).cache()
-        per_lang = {r["lang"]: {"docs": r["n"], "bytes": r["b"]}
-                    for r in sample.groupBy("lang").agg(F.count("*").alias("n"), F.sum("n_bytes").alias("b"))
-                    .collect()}
+        with ctx.describe("sample documents per language"):
+            per_lang = {r["lang"]: {"docs": r["n"], "bytes": r["b"]}
+                        for r in sample.groupBy("lang").agg(F.count("*").alias("n"), F.sum("n_bytes").alias("b"))
+                        .collect()}
         # Sorted by the seeded hash: the trainer sees the same sentences in the same order on any cluster.
         texts = docs.join(sample.select("doc_id"), "doc_id").orderBy(order, "doc_id").select("text")
-        with tempfile.TemporaryDirectory() as tmp:
+        with ctx.describe("stream the sample to SentencePiece"), tempfile.TemporaryDirectory() as tmp:
             model_file = train_sentencepiece((r["text"] for r in texts.toLocalIterator()),
                                              Path(tmp) / "spm", tc)
             tok_hash = models.store_tokenizer(ctx.lake.uri, model_file)
@@ -174,8 +177,10 @@ def _annotate_native(ctx: RunContext, ann: Annotator) -> dict[str, Any]:
 
     out = _pending_documents(ctx, ann).mapInArrow(run, from_arrow_schema(ANNOTATED)).persist(
         StorageLevel.MEMORY_AND_DISK)
-    stats = out.groupBy("lang").agg(F.count("*").alias("docs"), F.sum("n_tokens").alias("tokens")).collect()
-    no_tokens = out.filter(F.col("n_tokens") == 0).count()  # blank or letter-less text: kept, tagged und
+    with ctx.describe("language ID and tokenization"):
+        stats = out.groupBy("lang").agg(F.count("*").alias("docs"), F.sum("n_tokens").alias("tokens")).collect()
+    with ctx.describe("count documents without tokens"):
+        no_tokens = out.filter(F.col("n_tokens") == 0).count()  # blank or letter-less text: kept, tagged und
     n_docs = sum(r["docs"] for r in stats)
     if n_docs:
         ctx.write(out.select(*DOC_LANG.names), "doc_lang")
@@ -230,7 +235,8 @@ def _annotate_direct(ctx: RunContext, ann: Annotator) -> dict[str, Any]:
         for rb in write(batches()):
             yield from rb.to_pylist()
 
-    rows = sc.parallelize(range(len(units)), max(len(units), 1)).mapPartitions(task).collect()
+    with ctx.describe("language ID, tokenization, write files"):
+        rows = sc.parallelize(range(len(units)), max(len(units), 1)).mapPartitions(task).collect()
     return _stage_annotations(ctx, ann, rows)
 
 
@@ -238,7 +244,9 @@ def _annotate_files(ctx: RunContext, ann: Annotator) -> dict[str, Any]:
     """Bridge backend, Spark read: the pending documents as a DataFrame, annotated and written by the tasks."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    rows = _pending_documents(ctx, ann).mapInArrow(_writing_task(ctx, ann), from_arrow_schema(TASK_OUT)).collect()
+    task = _writing_task(ctx, ann)
+    with ctx.describe("language ID, tokenization, write files"):
+        rows = _pending_documents(ctx, ann).mapInArrow(task, from_arrow_schema(TASK_OUT)).collect()
     return _stage_annotations(ctx, ann, rows)
 
 

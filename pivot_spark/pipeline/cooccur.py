@@ -144,7 +144,8 @@ def _count_direct(ctx: RunContext, tok: str, windows: list[int], done: set[tuple
         yield from [("lang", v) for v in langs] + [("snapshot", v) for v in snaps_seen]
 
     # A first small stage: the snapshots of this tokenizer and the run-wide language table.
-    found = set(sc.parallelize(range(len(units)), max(len(units), 1)).mapPartitions(langs_and_snaps).collect())
+    with ctx.describe("find the languages and snapshots"):
+        found = set(sc.parallelize(range(len(units)), max(len(units), 1)).mapPartitions(langs_and_snaps).collect())
     todo = _pending(ctx, tok, sorted(str(v) for k, v in found if k == "snapshot" and v is not None), windows, done)
     if not todo:
         return _nothing_to_count(tok)
@@ -173,8 +174,9 @@ def _count_direct(ctx: RunContext, tok: str, windows: list[int], done: set[tuple
                     yield from rb.to_pylist()
         yield from counts_row(counts).to_pylist()
 
-    out = collect_task_output(sc.parallelize(range(len(todo_units)), len(todo_units)).mapPartitions(count)
-                              .partitionBy(n_reduce, _identity).mapPartitions(reduce).collect(), OUTPUTS)
+    with ctx.describe("count pairs, shuffle, sum, write files"):
+        out = collect_task_output(sc.parallelize(range(len(todo_units)), len(todo_units)).mapPartitions(count)
+                                  .partitionBy(n_reduce, _identity).mapPartitions(reduce).collect(), OUTPUTS)
     ctx.stage_files("cooccurrence", out.files["cooccurrence"])
     ctx.stage_files("token_stats", out.files["token_stats"], mode="overwrite",
                     partition_filters=[("snapshot", "in", plan.snapshots)])
@@ -191,14 +193,16 @@ def _count_dataframe(ctx: RunContext, tok: str, windows: list[int], done: set[tu
 
     cc = ctx.cfg.cooccur
     docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok)
-    todo = _pending(ctx, tok, sorted(r["snapshot"] for r in docs.select("snapshot").distinct().collect()),
-                    windows, done)
+    with ctx.describe("find the snapshots"):
+        snapshots = sorted(r["snapshot"] for r in docs.select("snapshot").distinct().collect())
+    todo = _pending(ctx, tok, snapshots, windows, done)
     if not todo:
         return _nothing_to_count(tok)
     docs = docs.filter(F.col("snapshot").isin(list(todo))).select("token_ids", "token_langs", "snapshot")
     # the run-wide language table: every code a counted token carries (tiny, from one column)
-    lang_set = {r["l"] for r in docs.select(F.explode(F.array_distinct("token_langs")).alias("l"))
-                .distinct().collect()}
+    with ctx.describe("find the languages"):
+        lang_set = {r["l"] for r in docs.select(F.explode(F.array_distinct("token_langs")).alias("l"))
+                    .distinct().collect()}
     plan = _plan(ctx, tok, todo, lang_set)
     if cc.partitions:
         docs = docs.repartition(cc.partitions)
@@ -213,8 +217,9 @@ def _count_dataframe(ctx: RunContext, tok: str, windows: list[int], done: set[tu
 
     rows = shuffled.mapInArrow(reduce, from_arrow_schema(PARTIAL)).persist(StorageLevel.MEMORY_AND_DISK)
     counts: Counter[str] = Counter()
-    for row in rows.filter(F.col("kind") == "counts").select("piece").collect():
-        counts.update(json.loads(row["piece"]))
+    with ctx.describe("count pairs, shuffle, sum"):
+        for row in rows.filter(F.col("kind") == "counts").select("piece").collect():
+            counts.update(json.loads(row["piece"]))
     pairs = (rows.filter(F.col("kind") == "pair").withColumn("tokenizer", F.lit(tok)).select(*COOCCURRENCE.names))
     stats = (rows.filter(F.col("kind") == "token").withColumnRenamed("token_a", "token_id")
              .withColumnRenamed("lang_a", "lang").withColumn("tokenizer", F.lit(tok)).select(*TOKEN_STATS.names))

@@ -115,7 +115,8 @@ def ingest(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         # One row per task id and one partition per row: partition t reads exactly the units dealt to task t.
         ids = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
         rows = ids.mapInArrow(read, from_arrow_schema(INGEST_ROW)).persist(StorageLevel.MEMORY_AND_DISK)
-        tally = rows.groupBy("kind", "reason").agg(F.count("*").alias("n")).collect()
+        with ctx.describe("read and check the input records"):
+            tally = rows.groupBy("kind", "reason").agg(F.count("*").alias("n")).collect()
         kinds: dict[str, int] = {}
         reasons: dict[str, dict[str, int]] = {"quarantine": {}, "skip": {}}
         for r in tally:
@@ -134,7 +135,8 @@ def ingest(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         keep = (first.join(existing, "content_hash", "left_anti")
                 .select(F.col("k.file_no").alias("file_no"), F.col("k.record").alias("record"))
                 .persist(StorageLevel.MEMORY_AND_DISK))
-        n_docs = keep.count()
+        with ctx.describe("drop duplicate texts"):
+            n_docs = keep.count()
         n_dups = n_doc_rows - n_docs
         if n_dups == 0:
             new_docs = docs
@@ -160,8 +162,9 @@ def ingest(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         if skipped_files:
             ctx.counts["skipped_files"] = skipped_files
         if n_docs:
-            ctx.counts["documents_by_source"] = {
-                r["source"]: r["n"] for r in new_docs.groupBy("source").agg(F.count("*").alias("n")).collect()}
+            with ctx.describe("count new documents by source"):
+                ctx.counts["documents_by_source"] = {
+                    r["source"]: r["n"] for r in new_docs.groupBy("source").agg(F.count("*").alias("n")).collect()}
         if records != n_docs + n_dups + n_quarantined + n_skipped:
             raise AssertionError(f"ingest accounting: {records} records != {n_docs} documents + {n_dups} "
                                  f"duplicates + {n_quarantined} quarantined + {n_skipped} skipped")

@@ -72,7 +72,8 @@ def pair_cooccur(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> d
         rows = (grid.join(counts, ["pair_id", "window"], "left").fillna(0, ["count", "doc_count"])
                 .withColumn("tokenizer", F.lit(tok)).select(*PAIR_COOCCURRENCE.names))
         n = ctx.write(rows, "pair_cooccurrence", mode="overwrite")
-        nonzero = rows.filter(F.col("count") > 0).count()
+        with ctx.describe("count the pairs that co-occur"):
+            nonzero = rows.filter(F.col("count") > 0).count()
         return {"pairs": len(raw), "windows": windows, "rows": n, "pairs_with_cooccurrence": nonzero,
                 "pairs_file_sha": digest, "tokenizer": tok}
 

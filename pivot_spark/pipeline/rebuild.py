@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake, app_id_for
@@ -29,11 +31,14 @@ from pivot_spark.pipeline.catalog import current_tokenizer
 from pivot_spark.pipeline.cooccur import cooccur
 from pivot_spark.pipeline.ingest import ingest
 from pivot_spark.pipeline.pivots import pivots
+from pivot_spark.pipeline.report import headline, lang_warnings, print_config, print_warnings
+from pivot_spark.pipeline.runner import error_message
 from pivot_spark.pipeline.score import score
 from pivot_spark.pipeline.select import select
 from pivot_spark.schemas import RUNS
 
 Stage = tuple[str, Callable[[PivotConfig], dict[str, Any]]]
+log = logging.getLogger(__name__)
 
 
 def stages(cfg: PivotConfig, lake: Lake) -> list[Stage]:
@@ -57,8 +62,14 @@ def _tokenizer_if_missing(cfg: PivotConfig, lake: Lake) -> dict[str, Any]:
 
 
 def rebuild(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
+    """Run the stages in order; a failing stage ends the rebuild, which is then recorded as ``failed`` (the stage
+    records its own failed run) and the error re-raised."""
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     con = Console(stderr=True)
+    if not quiet:
+        con.rule("pivot-spark rebuild")
+        con.print(f"lake: {lake.uri}   preset: {cfg.preset}", highlight=False, markup=False)
+        print_config(con, cfg)
     results: list[dict[str, Any]] = []
     started = datetime.now(UTC)
     t_all = time.perf_counter()
@@ -66,56 +77,66 @@ def rebuild(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         if not quiet:
             con.print(f"[bold cyan]rebuild[/] stage [bold]{name}[/] ...")
         t0 = time.perf_counter()
-        res = fn(cfg)
-        res = {**res, "stage": name, "seconds": round(time.perf_counter() - t0, 1)}
-        results.append(res)
-    changed = [r for r in results if r["status"] == "ok"]
-    summary: dict[str, Any] = {"job": "rebuild", "stages": results, "changed": [r["stage"] for r in changed],
-                               "seconds": round(time.perf_counter() - t_all, 1)}
-    if changed:
-        run_id = cfg.run.run_id or "rebuild-" + hashlib.sha256(
-            "/".join(r["run_id"] for r in results).encode()).hexdigest()[:16]
-        summary["run_id"] = run_id
-        row = {"run_id": run_id, "job": "rebuild", "config": cfg.to_json(), "inputs": "{}",
-               "outputs": json.dumps({k: v for r in results for k, v in r.get("outputs", {}).items()}),
-               "counts": json.dumps({r["stage"]: {"run_id": r["run_id"], "status": r["status"],
-                                                  "seconds": r["seconds"]} for r in results}),
-               "status": "ok", "message": None, "started": started, "finished": datetime.now(UTC)}
-        lake.write_arrow("runs", pa.Table.from_pylist([row], schema=RUNS), mode="append",
-                         app_id=app_id_for("rebuild", "runs", run_id))
+        try:
+            res = fn(cfg)
+        except (Exception, KeyboardInterrupt) as e:
+            results.append({"stage": name, "status": "failed", "run_id": "-", "counts": {}, "outputs": {},
+                            "message": error_message(e), "seconds": round(time.perf_counter() - t0, 1)})
+            summary = _summary(results, t_all)
+            try:
+                _record(cfg, lake, summary, started, f"stage {name}: {error_message(e)}")
+            except Exception as rec_error:  # the stage's own error is the one to see
+                log.warning("rebuild: could not record the failed rebuild in runs: %s", error_message(rec_error))
+            if not quiet:
+                print_rebuild(summary, max_lang_share=cfg.report.max_lang_share)
+            raise
+        results.append({**res, "stage": name, "seconds": round(time.perf_counter() - t0, 1)})
+    summary = _summary(results, t_all)
+    if summary["changed"]:
+        _record(cfg, lake, summary, started)
     if not quiet:
-        print_rebuild(summary)
+        print_rebuild(summary, max_lang_share=cfg.report.max_lang_share)
     return summary
 
 
-def _headline(r: dict[str, Any]) -> str:
-    c = r.get("counts", {})
-    keys = {
-        "ingest": ("records", "documents", "duplicates", "quarantined", "snapshot"),
-        "train-tokenizer": ("tokenizer", "vocab_size"),
-        "annotate": ("documents", "tokens", "documents_without_tokens"),
-        "cooccur": ("counted", "cooccurrence_rows", "kept_pairs"),
-        "pivots": ("pivot_set", "pivots", "top20"),
-        "score": ("documents", "pivot_set"),
-        "select": ("selection", "rows", "arms"),
-    }[r["stage"]]
-    parts = []
-    for k in keys:
-        if k in c:
-            v = c[k]
-            if k == "arms":
-                v = {a: f"{x['documents']} docs/{x['tokens']} tok, pivot {x['mean_pivot_proportion']}"
-                     for a, x in v.items()}
-            parts.append(f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}")
-    return "  ".join(parts)
+def _summary(results: list[dict[str, Any]], t_all: float) -> dict[str, Any]:
+    return {"job": "rebuild", "stages": results, "changed": [r["stage"] for r in results if r["status"] == "ok"],
+            "failed": [r["stage"] for r in results if r["status"] == "failed"],
+            "seconds": round(time.perf_counter() - t_all, 1)}
 
 
-def print_rebuild(summary: dict[str, Any]) -> None:
-    t = Table(title="rebuild" + (f" · {summary['run_id']}" if "run_id" in summary else " · nothing new"))
+def _record(cfg: PivotConfig, lake: Lake, summary: dict[str, Any], started: datetime,
+            failure: str | None = None) -> None:
+    """The rebuild's own ``runs`` row (its id from its stages' run ids): ``ok``, or ``failed`` with ``failure``
+    in a transaction of the attempt's own, so a later rebuild with the same id still records."""
+    results = summary["stages"]
+    run_id = cfg.run.run_id or "rebuild-" + hashlib.sha256(
+        "/".join(r["run_id"] if r["status"] != "failed" else r["stage"] for r in results).encode()).hexdigest()[:16]
+    summary["run_id"] = run_id
+    counts = {r["stage"]: {"run_id": r["run_id"], "status": r["status"], "seconds": r["seconds"]} for r in results}
+    row = {"run_id": run_id, "job": "rebuild", "config": cfg.to_json(), "inputs": "{}",
+           "outputs": json.dumps({k: v for r in results for k, v in r.get("outputs", {}).items()}),
+           "counts": json.dumps(counts), "status": "failed" if failure else "ok", "message": failure,
+           "started": started, "finished": datetime.now(UTC)}
+    attempt = f"{run_id}/failed/{started.strftime('%Y%m%dT%H%M%S%fZ')}" if failure else run_id
+    lake.write_arrow("runs", pa.Table.from_pylist([row], schema=RUNS), mode="append",
+                     app_id=app_id_for("rebuild", "runs", attempt))
+
+
+def print_rebuild(summary: dict[str, Any], *, max_lang_share: float) -> None:
+    """One row per stage: its status, time and headline counts (drop reasons, languages, arms); then warnings
+    about the selection's arms."""
+    out = Console()
+    title = "rebuild" + (f" · {summary['run_id']}" if "run_id" in summary else " · nothing new")
+    t = Table(title=title + (" · failed" if summary["failed"] else ""))
     for c in ("stage", "status", "seconds", "what"):
         t.add_column(c, overflow="fold")
+    warnings: list[str] = []
     for r in summary["stages"]:
-        t.add_row(r["stage"], r["status"], str(r["seconds"]), _headline(r))
-    Console().print(t)
-    if not summary["changed"]:
-        Console().print("No new input: every stage was already committed; nothing was written.")
+        what = r["message"] if r["status"] == "failed" else headline(r["stage"], r.get("counts", {}))
+        t.add_row(r["stage"], r["status"], str(r["seconds"]), Text(what))
+        warnings += lang_warnings(r["stage"], r.get("counts", {}), max_lang_share)
+    out.print(t)
+    print_warnings(out, warnings)
+    if not summary["changed"] and not summary["failed"]:
+        out.print("No new input: every stage was already committed; nothing was written.")

@@ -7,10 +7,14 @@ Every job goes through :func:`run_job`, which gives it a :class:`RunContext` and
   attempt read, and the outputs it had already committed are recognised (their application transaction) and skipped.
 - **Run ids.** ``--run-id`` if given; otherwise derived from the job, the effective config and the pinned input
   versions (or the input files' listing), so running the same job on unchanged inputs is a no-op.
-- **The runs table.** A finished run appends one row (status ``ok``) in a transaction of its own; a run id that is
-  already in ``runs`` returns at once and commits nothing. A failed run commits nothing at all, ``runs`` included:
-  a crash leaves every table at its previous version. The row holds the job's summary counts (JSON) and its
-  :attr:`RunContext.catalog` entry in typed columns (:mod:`pivot_spark.pipeline.catalog`).
+- **The runs table.** A finished run appends one row (status ``ok``) in a transaction of its own; a run id with
+  an ``ok`` row returns at once and commits nothing. A run whose body or commits fail appends a ``failed`` row
+  (the error's class and message, the counts so far, the tables it had committed) in a transaction of its own and
+  re-raises: it changes no data table, and a later run with the same run id runs and commits as usual. The ``ok``
+  row holds the job's summary counts (JSON) and its :attr:`RunContext.catalog` entry in typed columns
+  (:mod:`pivot_spark.pipeline.catalog`).
+- **Named Spark jobs.** Every Spark job of a run carries the run id as its job group and ``<job>: <what>`` as its
+  description (:meth:`RunContext.describe`), which the Spark UI, the event log and the History Server show.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,11 +32,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from pyarrow import fs as pafs
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake.core import CommitResult, FileEntry, Lake, PartitionFilter, WriteMode, app_id_for
 from pivot_spark.pipeline.catalog import CatalogEntry
+from pivot_spark.pipeline.report import count_rows, lang_warnings, print_config, print_warnings
 from pivot_spark.schemas import RUNS
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
+MAX_MESSAGE_CHARS = 2000  # a failed run's error message in ``runs`` (Spark errors carry whole JVM traces)
 
 
 class AlreadyCommitted(Exception):
@@ -81,7 +90,32 @@ class RunContext:
             from pivot_spark.session import build_session
 
             self._spark = build_session(self.cfg)
+            self._label(self.job)
         return self._spark
+
+    @contextmanager
+    def describe(self, what: str) -> Iterator[None]:
+        """Name the Spark jobs started inside the block ``<job>: <what>`` (job group: the run id) in the Spark UI,
+        the event log and the History Server; the name before the block is restored after it."""
+        before = self.spark.sparkContext.getLocalProperty("spark.job.description") or self.job
+        self._label(f"{self.job}: {what}")
+        try:
+            yield
+        finally:
+            self._label(before)
+
+    def _label(self, description: str) -> None:
+        """Job group (the run id) and description of the Spark jobs this thread starts next."""
+        self.spark.sparkContext.setJobGroup(self.run_id, description)
+
+    def unlabel(self) -> None:
+        """After the run: Spark jobs this thread starts later are not the run's."""
+        if self._spark is None:
+            return
+        sc = self._spark.sparkContext
+        with suppress(Exception):  # after a failure the JVM may be gone; nothing is left to label then
+            for key in ("spark.jobGroup.id", "spark.job.description"):
+                sc.setLocalProperty(key, None)  # type: ignore[arg-type]  # None removes the property
 
     @property
     def backend(self) -> str:
@@ -103,8 +137,9 @@ class RunContext:
         """The table at the version pinned for this run, as a DataFrame."""
         from pivot_spark.lake.spark import read_table
 
-        return read_table(self.spark, self.lake, table, self.pin(table), backend=self.backend,
-                          partition_filters=partition_filters)
+        with self.describe(f"read {table}"):  # Spark may list files or read a schema here
+            return read_table(self.spark, self.lake, table, self.pin(table), backend=self.backend,
+                              partition_filters=partition_filters)
 
     def read_arrow(self, table: str, **kw: Any) -> pa.Table:
         """The table at the version pinned for this run, read with delta-rs on the driver (small tables)."""
@@ -126,7 +161,8 @@ class RunContext:
         if self.backend == "native":
             self._staged.append(_Staged(table, mode, partition_filters, files=None, df=df))
             return -1
-        files = stage_files(df, self.lake, table, file_prefix=file_prefix_of(app_id))
+        with self.describe(f"write {table}"):
+            files = stage_files(df, self.lake, table, file_prefix=file_prefix_of(app_id))
         self._staged.append(_Staged(table, mode, partition_filters, files=files, df=None))
         return sum(f.num_records for f in files)
 
@@ -143,8 +179,9 @@ class RunContext:
         for st in self._staged:
             app_id = self.app_id(st.table)
             if st.df is not None:
-                res = write_native(st.df, self.lake, st.table, mode=st.mode, app_id=app_id,
-                                   partition_filters=st.partition_filters)
+                with self.describe(f"write {st.table}"):
+                    res = write_native(st.df, self.lake, st.table, mode=st.mode, app_id=app_id,
+                                       partition_filters=st.partition_filters)
             else:
                 res = self.lake.commit_files(st.table, st.files or [], mode=st.mode, app_id=app_id,
                                              partition_filters=st.partition_filters)
@@ -192,19 +229,50 @@ def derive_run_id(job: str, cfg: PivotConfig, pins: Mapping[str, Any], identity:
     body["run"]["run_id"] = None
     # Where and how the job executes does not change what it computes: a lake on another path or a cluster
     # instead of local mode derives the same run id (and snapshot name) for the same inputs.
-    for section in ("preset", "lake", "spark"):
+    # Nor does how its summary is read (report).
+    for section in ("preset", "lake", "spark", "report"):
         body.pop(section, None)
     blob = json.dumps({"job": job, "cfg": body, "pins": pins, "identity": identity}, sort_keys=True, default=str)
     return f"{job}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
-def previous_run(lake: Lake, run_id: str) -> dict[str, Any] | None:
+def previous_run(lake: Lake, job: str, run_id: str) -> dict[str, Any] | None:
+    """The ``ok`` row of ``job``'s run ``run_id`` in ``runs`` (failed attempts do not count: the run id runs
+    again; nor do other jobs' runs, which a ``--run-id`` given to a whole rebuild shares)."""
     if not lake.exists("runs"):
         return None
     import pyarrow.compute as pc
 
-    t = lake.read_arrow("runs", filter=pc.field("run_id") == run_id)
+    t = lake.read_arrow("runs", filter=(pc.field("run_id") == run_id) & (pc.field("job") == job)
+                        & (pc.field("status") == "ok"))
     return t.to_pylist()[0] if t.num_rows else None
+
+
+def error_message(error: BaseException) -> str:
+    """``Class: message`` of an error, at most :data:`MAX_MESSAGE_CHARS` characters: a longer one keeps its
+    beginning and its end (a Python traceback ends with the error, a JVM trace with its cause)."""
+    text, cut = f"{type(error).__name__}: {error}".strip(), " ... (truncated) ... "
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    head = (MAX_MESSAGE_CHARS - len(cut)) // 2
+    return text[:head] + cut + text[-(MAX_MESSAGE_CHARS - len(cut) - head):]
+
+
+def record_failure(ctx: RunContext, error: BaseException, started: datetime, seconds: float) -> str:
+    """Append a ``failed`` row for ``ctx``'s run to ``runs``, in a transaction of its own (the attempt's start in
+    the app id, so neither another failed attempt nor a later ``ok`` row of the run id collides with it); returns
+    the message stored. Only ``runs`` is written; no catalog facts, which later jobs must not build on."""
+    message = error_message(error)
+    row = {
+        "run_id": ctx.run_id, "job": ctx.job, "config": ctx.cfg.to_json(),
+        "inputs": json.dumps(ctx.inputs, sort_keys=True), "outputs": json.dumps(ctx.outputs, sort_keys=True),
+        "counts": json.dumps({**ctx.counts, "seconds": round(seconds, 2)}, sort_keys=True, default=str),
+        "status": "failed", "message": message, "started": started, "finished": datetime.now(UTC),
+    }
+    attempt = f"{ctx.run_id}/failed/{started.strftime('%Y%m%dT%H%M%S%fZ')}"
+    ctx.lake.write_arrow("runs", pa.Table.from_pylist([row], schema=RUNS), mode="append",
+                         app_id=app_id_for(ctx.job, "runs", attempt))
+    return message
 
 
 def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
@@ -219,7 +287,7 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
     pins: dict[str, int | None] = {t: lake.version(t) for t in input_tables}
     derive_pins = {t: v for t, v in pins.items() if t not in output_tables}
     run_id = cfg.run.run_id or derive_run_id(job, cfg, derive_pins, identity)
-    prev = previous_run(lake, run_id)
+    prev = previous_run(lake, job, run_id)
     if prev is not None:
         summary = {"run_id": run_id, "job": job, "status": "already-committed",
                    "counts": json.loads(prev["counts"] or "{}"), "outputs": json.loads(prev["outputs"] or "{}")}
@@ -235,13 +303,27 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
                                     "created": datetime.now(UTC).isoformat()})
     if not quiet:
         console.rule(f"pivot-spark {job} · run {run_id}")
-        console.print(f"lake: {lake.uri}   preset: {cfg.preset}   inputs: {pins}")
-        console.print("[dim]effective config:[/]\n" + cfg.to_yaml(), highlight=False, markup=False)
+        console.print(f"lake: {lake.uri}   preset: {cfg.preset}   inputs: {pins}", highlight=False, markup=False)
+        print_config(console, cfg)
     ctx = RunContext(cfg=cfg, job=job, lake=lake, run_id=run_id, inputs=dict(pins))
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    extra = body(ctx) or {}
-    ctx.commit_staged()  # all Spark work succeeded: commit every output, each in one transaction
+    try:
+        extra = body(ctx) or {}
+        ctx.commit_staged()  # all Spark work succeeded: commit every output, each in one transaction
+    except (Exception, KeyboardInterrupt) as e:
+        try:
+            message = record_failure(ctx, e, started, time.perf_counter() - t0)
+        except Exception as rec_error:  # the job's own error is the one to see
+            log.warning("%s: could not record failed run %s in runs: %s", job, run_id, error_message(rec_error))
+        else:
+            first = message.splitlines()[0]
+            console.print(f"[bold]{job}[/]: run [cyan]{run_id}[/] failed; recorded in runs (status failed): "
+                          f"{escape(first if len(first) <= 200 else first[:200] + ' ...')}", highlight=False,
+                          soft_wrap=True)
+        raise
+    finally:
+        ctx.unlabel()
     ctx.counts.update(extra)
     ctx.counts["seconds"] = round(time.perf_counter() - t0, 2)
     finished = datetime.now(UTC)
@@ -256,17 +338,20 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
     summary = {"run_id": run_id, "job": job, "status": "ok", "counts": ctx.counts, "outputs": ctx.outputs,
                "committed": ctx.committed}
     if not quiet:
-        print_summary(summary)
+        print_summary(summary, max_lang_share=cfg.report.max_lang_share)
     return summary
 
 
-def print_summary(summary: Mapping[str, Any]) -> None:
+def print_summary(summary: Mapping[str, Any], *, max_lang_share: float) -> None:
+    """The run's counts (drop reasons, languages, each arm's mix), its tables, and warnings about the arms."""
+    out = Console()
     t = Table(title=f"{summary['job']} · {summary['run_id']} · {summary['status']}", show_header=True)
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    for k, v in summary.get("counts", {}).items():
-        t.add_row(str(k), json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, dict | list) else str(v))
+    t.add_column("what", overflow="fold")
+    t.add_column("value", overflow="fold")
+    for k, v in count_rows(summary.get("counts", {})):
+        t.add_row(Text(k), Text(v))
     for k, v in summary.get("outputs", {}).items():
         mark = "" if summary.get("committed", {}).get(k, True) else " (already committed)"
         t.add_row(f"table {k}", f"v{v}{mark}")
-    Console().print(t)
+    out.print(t)
+    print_warnings(out, lang_warnings(summary["job"], summary.get("counts", {}), max_lang_share))

@@ -1,49 +1,109 @@
-"""``pivot-spark status``: tables, versions, row counts and the last runs."""
+"""``pivot-spark status``: tables, versions, row counts and the last runs, as tables or as JSON (``--json``).
+
+A lake path that does not exist or is a file is an error naming the path (an empty report would look like an
+empty lake). Run ids are printed whole (folded where a column is narrow, never cut), and the newest run of each
+selection is checked for arms dominated by one language (``report.max_lang_share``).
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from pyarrow import fs as pafs
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pivot_spark.config import PivotConfig
+from pivot_spark.io.fs import location, redact_uri
 from pivot_spark.lake import Lake
-from pivot_spark.pipeline.catalog import latest_pivot_set
+from pivot_spark.pipeline.catalog import latest_pivot_set, ok_runs
+from pivot_spark.pipeline.report import lang_warnings, print_warnings
 from pivot_spark.schemas import TABLES
 
 
-def table_rows(lake: Lake, table: str) -> int:
-    return lake.row_count(table)
+def require_lake(lake: Lake) -> None:
+    """FileNotFoundError naming the path when there is no lake folder at ``lake.uri`` (a mistyped path, or a
+    file)."""
+    loc = location(lake.uri, lake.storage_options)
+    kind = loc.fs.get_file_info(loc.root).type
+    if kind == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no lake at {redact_uri(lake.uri)}: check --lake (or lake.uri); `pivot-spark "
+                                "ingest` or `rebuild` makes a new lake")
+    if kind != pafs.FileType.Directory:
+        raise FileNotFoundError(f"{redact_uri(lake.uri)} is a file, not a lake: --lake (or lake.uri) must name "
+                                "the lake's root folder")
 
 
-def print_status(cfg: PivotConfig, *, n_runs: int = 10) -> dict[str, dict[str, int | None]]:
+def _json_field(text: str | None) -> Any:
+    return json.loads(text) if text else {}
+
+
+def lake_status(cfg: PivotConfig, *, n_runs: int = 10) -> dict[str, Any]:
+    """The lake as data: every table of the contract (version, rows, files; null where it does not exist yet),
+    the last ``n_runs`` runs, newest first, and warnings about the newest selections."""
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
-    con = Console()
-    t = Table(title=f"lake {lake.uri}")
-    for c in ("table", "version", "rows", "files", "partitions by"):
-        t.add_column(c)
-    out: dict[str, dict[str, int | None]] = {}
+    require_lake(lake)
+    tables: dict[str, dict[str, Any]] = {}
     for name, (_, parts) in TABLES.items():
         dt = lake.delta(name)
-        if dt is None:
-            t.add_row(name, "-", "-", "-", ", ".join(parts))
-            continue
-        rows = table_rows(lake, name)
-        files = len(dt.file_uris())
-        out[name] = {"version": dt.version(), "rows": rows}
-        t.add_row(name, str(dt.version()), f"{rows:,}", str(files), ", ".join(parts))
-    con.print(t)
+        tables[name] = {"version": None if dt is None else dt.version(),
+                        "rows": None if dt is None else lake.row_count(name),
+                        "files": None if dt is None else len(dt.file_uris()), "partitioned_by": list(parts)}
+    runs: list[dict[str, Any]] = []
     if lake.exists("runs"):
-        runs = lake.read_arrow("runs").sort_by([("finished", "descending")]).slice(0, n_runs).to_pylist()
+        rows = lake.read_arrow("runs").sort_by([("finished", "descending")]).slice(0, n_runs).to_pylist()
+        runs = [{"run_id": r["run_id"], "job": r["job"], "status": r["status"], "message": r["message"],
+                 "started": r["started"].isoformat() if r["started"] else None,
+                 "finished": r["finished"].isoformat() if r["finished"] else None,
+                 "inputs": _json_field(r["inputs"]), "outputs": _json_field(r["outputs"]),
+                 "counts": _json_field(r["counts"])} for r in rows]
+    newest: dict[str, dict[str, Any]] = {}  # selection -> counts of its newest ok select run
+    for r in ok_runs(lake, "select"):
+        counts = _json_field(r["counts"])
+        newest[str(counts.get("selection"))] = counts
+    warnings = [w for counts in newest.values()
+                for w in lang_warnings("select", counts, cfg.report.max_lang_share)]
+    return {"lake": redact_uri(lake.uri), "tables": tables, "runs": runs, "warnings": warnings}
+
+
+def print_status(cfg: PivotConfig, *, n_runs: int = 10, as_json: bool = False,
+                 console: Console | None = None) -> dict[str, Any]:
+    """:func:`lake_status` printed as JSON, or as tables on ``console`` (default: stdout)."""
+    status = lake_status(cfg, n_runs=n_runs)
+    if as_json:
+        print(json.dumps(status, indent=2, ensure_ascii=False, default=str))
+        return status
+    con = console or Console()
+    t = Table(title=f"lake {status['lake']}")
+    for c in ("table", "version", "rows", "files", "partitions by"):
+        t.add_column(c, overflow="fold")
+    for name, info in status["tables"].items():
+        parts = ", ".join(info["partitioned_by"])
+        if info["version"] is None:
+            t.add_row(name, "-", "-", "-", parts)
+        else:
+            t.add_row(name, str(info["version"]), f"{info['rows']:,}", str(info["files"]), parts)
+    con.print(t)
+    if status["runs"]:
+        widest = max(len(r["run_id"]) for r in status["runs"])
         r = Table(title="last runs")
-        for c in ("finished", "job", "run_id", "status", "outputs"):
-            r.add_column(c)
-        for row in runs:
-            r.add_row(str(row["finished"])[:19], row["job"], row["run_id"], row["status"],
-                      ", ".join(f"{k}@v{v}" for k, v in json.loads(row["outputs"] or "{}").items()))
+        r.add_column("finished", overflow="fold")
+        r.add_column("job", overflow="fold")
+        r.add_column("run_id", overflow="fold", min_width=widest)  # whole, folded only when it must be
+        r.add_column("status", overflow="fold")
+        r.add_column("outputs / error", overflow="fold")
+        for run in status["runs"]:
+            detail = (run["message"] or "") if run["status"] == "failed" else \
+                ", ".join(f"{k}@v{v}" for k, v in run["outputs"].items())
+            r.add_row((run["finished"] or "")[:16].replace("T", " "), run["job"], run["run_id"], run["status"],
+                      Text(detail.splitlines()[0] if detail else ""))
         con.print(r)
-    return out
+    elif not any(info["version"] is not None for info in status["tables"].values()):
+        con.print(f"no tables in {status['lake']} yet: `pivot-spark ingest` or `rebuild` fills it")
+    print_warnings(con, status["warnings"])
+    return status
 
 
 def pivot_listing(lake: Lake, pivot_set: str | None = None, top: int = 50) -> tuple[str, list[dict[str, object]]]:
@@ -75,7 +135,9 @@ def pivot_listing(lake: Lake, pivot_set: str | None = None, top: int = 50) -> tu
 
 
 def print_pivots(cfg: PivotConfig, *, pivot_set: str | None = None, top: int = 50, markdown: bool = False) -> None:
-    label, rows = pivot_listing(Lake(cfg.lake.uri, cfg.lake.storage_options), pivot_set, top)
+    lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
+    require_lake(lake)
+    label, rows = pivot_listing(lake, pivot_set, top)
     cols = ["rank", "piece", "score", "degree", "n_langs", "occurrences", "languages"]
     if markdown:
         print(f"pivot set `{label}`, top {len(rows)}\n")
