@@ -24,7 +24,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pivot_spark.config import load_config
+from pivot_spark.config import PivotConfig, load_config
+from pivot_spark.session import event_log_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "k8s"
@@ -35,6 +36,8 @@ SECRET_NAME = "pivot-lake-credentials"
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 SPARK_JOBS = {"ingest", "train_tokenizer", "annotate", "cooccur", "pivots", "score", "selection"}
 CONFIG_PATH = "/etc/pivot-spark/pivot-spark.yaml"
+HISTORY = "pivot-spark-history"
+HISTORY_CLASS = "org.apache.spark.deploy.history.HistoryServer"
 
 Obj = dict[str, Any]
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRD files are ~13,000 lines each
@@ -153,7 +156,7 @@ def test_overlay_renders_the_whole_deployment(overlay: str) -> None:
     objs = render(overlay)
     kinds = {o["kind"] for o in objs}
     assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "PersistentVolumeClaim",
-            "SparkApplication", "ScheduledSparkApplication", "PyTorchJob"} <= kinds
+            "SparkApplication", "ScheduledSparkApplication", "PyTorchJob", "Deployment", "Service"} <= kinds
     namespaces = {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"}
     assert namespaces == {one(objs, "Namespace")["metadata"]["name"]}
 
@@ -264,6 +267,7 @@ def test_rebuild_shares_the_jobs_runtime_settings(overlay: str) -> None:
             assert spec[role]["env"] == rebuild[role]["env"], f"{name}.{role}.env differs from the rebuild's"
         assert spec["driver"]["volumeMounts"] == rebuild["driver"]["volumeMounts"]
         assert spec["driver"]["serviceAccount"] == rebuild["driver"]["serviceAccount"]
+        assert spec["driver"]["annotations"] == rebuild["driver"]["annotations"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -282,14 +286,19 @@ def test_spark_jobs_have_delta_s3_and_their_config(overlay: str) -> None:
         assert spec["image"] != "pivot-spark", f"{name}: the overlay does not set the image"
 
 
+def spark_config(objs: tuple[Obj, ...], tmp_path: Path) -> PivotConfig:
+    """The pivot-spark config the jobs of a rendered overlay load (unknown keys or bad values fail here)."""
+    found = [c for c in of_kind(objs, "ConfigMap") if Path(CONFIG_PATH).name in c.get("data", {})]
+    assert len(found) == 1
+    path = tmp_path / Path(CONFIG_PATH).name
+    path.write_text(found[0]["data"][path.name])
+    return load_config(str(path))
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_lake_is_on_s3_in_a_valid_config(overlay: str, tmp_path: Path) -> None:
     objs = render(overlay)
-    spark_config = [c for c in of_kind(objs, "ConfigMap") if Path(CONFIG_PATH).name in c.get("data", {})]
-    assert len(spark_config) == 1
-    path = tmp_path / Path(CONFIG_PATH).name
-    path.write_text(spark_config[0]["data"][path.name])
-    cfg = load_config(str(path))  # the typed config the jobs will load: unknown keys or bad values fail here
+    cfg = spark_config(objs, tmp_path)
     assert cfg.lake.uri.startswith("s3://"), cfg.lake.uri
     assert cfg.ingest.input and cfg.ingest.input.startswith("s3://")
     assert not {k for k in cfg.lake.storage_options if "SECRET" in k or "ACCESS_KEY" in k}, \
@@ -314,6 +323,9 @@ def test_credentials_come_from_the_secret_only(overlay: str) -> None:
     job = one(objs, "PyTorchJob")
     for container in job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"]:
         envs[f"{job['metadata']['name']}/{container['name']}"] = env_of(container)
+    history = by_name(objs, "Deployment")[HISTORY]
+    for container in history["spec"]["template"]["spec"]["containers"]:
+        envs[f"{HISTORY}/{container['name']}"] = env_of(container)
 
     secret_names = set()
     for where, env in envs.items():
@@ -450,3 +462,77 @@ def test_only_run_once_objects_carry_the_job_label(overlay: str) -> None:
         is_job = obj["kind"] in ("SparkApplication", "PyTorchJob")
         label = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
         assert (label == "job") == is_job, f"{obj['kind']}/{obj['metadata']['name']}: component={label}"
+
+
+# ---- observability: metrics and the History Server ---------------------------------------------------------
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_spark_drivers_expose_prometheus_metrics_and_invite_a_scrape(overlay: str) -> None:
+    for name, spec in spark_specs(render(overlay)):
+        conf = spec["sparkConf"]
+        assert conf["spark.ui.prometheus.enabled"] == "true", name
+        assert conf["spark.metrics.conf.*.sink.prometheusServlet.class"] == \
+            "org.apache.spark.metrics.sink.PrometheusServlet", name
+        servlet_path = conf["spark.metrics.conf.*.sink.prometheusServlet.path"]
+        assert conf.get("spark.ui.enabled", "true") == "true", f"{name}: the metrics are served by the UI"
+        notes = spec["driver"]["annotations"]
+        assert notes["prometheus.io/scrape"] == "true", name
+        assert notes["prometheus.io/port"] == conf.get("spark.ui.port", "4040"), name
+        assert notes["prometheus.io/path"].rstrip("/") == servlet_path.rstrip("/"), name
+
+
+def spark_properties(text: str) -> dict[str, str]:
+    """A Spark properties file (``key value`` or ``key=value`` lines, ``#`` comments)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, value = re.split(r"\s*=\s*|\s+", line, maxsplit=1)
+            out[key] = value.strip()
+    return out
+
+
+def history_server(objs: tuple[Obj, ...]) -> tuple[Obj, Obj, dict[str, str]]:
+    """(Deployment, its container, its Spark properties) of the History Server in a rendered overlay."""
+    deployment = by_name(objs, "Deployment")[HISTORY]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    argv = container["command"] + container.get("args", [])
+    assert HISTORY_CLASS in argv, argv
+    props_path = argv[argv.index("--properties-file") + 1]
+    (mount,) = [m for m in container["volumeMounts"] if props_path.startswith(m["mountPath"] + "/")]
+    volume = {v["name"]: v for v in pod["volumes"]}[mount["name"]]
+    config_map = by_name(objs, "ConfigMap")[volume["configMap"]["name"]]
+    return deployment, container, spark_properties(config_map["data"][Path(props_path).name])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_history_server_reads_the_event_logs_the_jobs_write(overlay: str, tmp_path: Path) -> None:
+    objs = render(overlay)
+    cfg = spark_config(objs, tmp_path)
+    written = event_log_dir(cfg)
+    assert written is not None, "event logs are off in the cluster config: the History Server would show nothing"
+    deployment, container, props = history_server(objs)
+    assert props["spark.history.fs.logDirectory"] == written
+    # the same store as the jobs: every S3A setting of the jobs (but how they upload) reaches the History Server
+    for name, spec in spark_specs(objs):
+        for key, value in spec["hadoopConf"].items():
+            if key != "fs.s3a.fast.upload":
+                assert props.get(f"spark.hadoop.{key}") == value, f"{name}: {key} differs in the History Server"
+        assert container["image"] == spec["image"], "the History Server runs the jobs' Spark (and S3A jars)"
+    assert deployment["spec"]["replicas"] == 1  # a second one would only read the same logs again
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_history_server_is_reachable_through_its_service(overlay: str) -> None:
+    objs = render(overlay)
+    deployment, container, props = history_server(objs)
+    service = by_name(objs, "Service")[HISTORY]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    (port,) = service["spec"]["ports"]
+    assert ports[port["targetPort"]] == int(props.get("spark.history.ui.port", "18080"))
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == port["targetPort"], probe
