@@ -118,7 +118,7 @@ def synthetic_corpus(rng: np.random.Generator, n_docs: int = 600):
     whose lines alternate languages, so that cross-lingual windows exist."""
     pieces = ["<unk>", ".", ","]
     n_topics, n_words = 8, 12
-    funcs = {lang: [] for lang in LANGS}
+    funcs: dict[str, list[int]] = {lang: [] for lang in LANGS}
     for lang in LANGS:
         for k in range(4):
             funcs[lang].append(len(pieces))
