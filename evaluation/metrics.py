@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def t_quantile(q: float, df: int) -> float:
     return float(stats.t.ppf(q, df))
 
 
-def seed_t_interval(diffs: Sequence[float], *, alpha: float = 0.05) -> dict[str, float | int | list[float]]:
+def seed_t_interval(diffs: Sequence[float], *, alpha: float = 0.05) -> dict[str, Any]:
     """Mean of per-seed paired differences with its Student-t interval (``n - 1`` degrees of freedom). With one
     seed there is no interval (NaN): one training run says nothing about the seed-to-seed spread."""
     d = np.asarray([x for x in diffs if not math.isnan(x)], dtype=float)

@@ -26,6 +26,10 @@ def experiment_files(work: Path, items: Path, subset: Path | None) -> dict[str, 
            f"{EXPERIMENT}facts.json": work / "facts.json"}
     if subset is not None:
         out[f"{EXPERIMENT}dataset/corpus-items.txt"] = subset
+    indomain = work / "dataset" / "indomain"
+    if (indomain / "manifest.json").exists():
+        for name in ("indomain-items.jsonl", "manifest.json", "RULE.txt"):
+            out[f"{EXPERIMENT}dataset/indomain/{name}"] = indomain / name
     return out
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.config import BehavioursConfig, ClwtdConfig, LensConfig
+from evaluation.dataset import LANG_NAMES, Item
 from experiment.recipe import MAIN, Recipe
 from pivot_spark.config import load_config
 from training.config import TrainConfig
@@ -54,9 +55,15 @@ def variants(r: Recipe) -> list[Variant]:
     return out
 
 
+CONTROL = "control"
+
+
 def model_runs(r: Recipe) -> list[ModelRun]:
-    """Main arms seed by seed (so a cut-short run still has every arm at the first seeds), then ablations."""
+    """The positive control's models, then the main arms seed by seed (so a cut-short run still has every arm at the
+    first seeds), then ablations."""
     out: list[ModelRun] = []
+    if r.control is not None:
+        out += [ModelRun(CONTROL, r.selection.name, r.control.arm, s) for s in r.control.seeds]
     for v in variants(r):
         out += [ModelRun(v.name, v.selection, arm, s) for s in v.seeds for arm in v.arms]
     return out
@@ -100,18 +107,28 @@ def langs(r: Recipe) -> list[str]:
     return [x.strip() for x in r.eval.langs.split(",") if x.strip()]
 
 
-def train_config(r: Recipe, run: ModelRun, lake: str, out: Path) -> TrainConfig:
+def train_config(r: Recipe, run: ModelRun, lake: str, out: Path, glossary: Path | None = None) -> TrainConfig:
     """The trainer's settings of one model: the recipe's ``train`` with the run's selection, arm and seed; it
-    resumes from its own checkpoints."""
+    resumes from its own checkpoints. A control model trains on the resident stream with ``glossary`` injected."""
     settings = r.train.model_dump(exclude={"seeds"})
+    if run.variant == CONTROL and r.control is not None:
+        if glossary is None:
+            raise ValueError("a control model needs its glossary file")
+        settings.update(resident=True, inject=str(glossary), inject_repeats=r.control.repeats)
+        if r.control.max_steps:
+            settings.update(max_steps=r.control.max_steps, max_tokens=None)
     return TrainConfig(**settings, lake=lake, selection=run.selection, arm=run.arm, seed=run.seed, out=str(out),
                        resume=True)
 
 
-def clwtd_config(r: Recipe, model: Path, dataset: Path, subset: Path | None, out: Path) -> ClwtdConfig:
+def clwtd_config(r: Recipe, model: Path, dataset: Path, subset: Path | None, out: Path,
+                 item_sets: dict[str, Path] | None = None, max_items: int | None = None) -> ClwtdConfig:
+    """CLWTD of one model on ``dataset``: the first ``max_items`` items (None: the recipe's ``eval.max_items``;
+    0: all)."""
     e = r.eval
     return ClwtdConfig(model=model, dataset=dataset, out=out, langs=langs(r), batch_size=e.batch_size,
-                       dtype=e.dtype, items_subset=subset, max_items=e.max_items or None)
+                       dtype=e.dtype, items_subset=subset, item_sets=item_sets or {},
+                       max_items=(e.max_items if max_items is None else max_items) or None)
 
 
 def lens_config(r: Recipe, model: Path, dataset: Path, out: Path, lake: str, tokenizer: str | None) -> LensConfig:
@@ -125,8 +142,49 @@ def lens_config(r: Recipe, model: Path, dataset: Path, out: Path, lake: str, tok
     return cfg
 
 
-def behaviours_config(r: Recipe, lens: Path, lake: str, out: Path) -> BehavioursConfig:
-    return BehavioursConfig(lens=lens / "lens.jsonl", lake=lake, out=out, window=r.eval.behaviour_window)
+def behaviours_config(r: Recipe, lens: Path, lake: str, out: Path, clwtd: Path, run: ModelRun) -> BehavioursConfig:
+    """Labels on the records the model solves (its CLWTD items), co-occurrence from the corpus and from the
+    model's own training rows."""
+    return BehavioursConfig(lens=lens / "lens.jsonl", lake=lake, out=out, window=r.eval.behaviour_window,
+                            clwtd_items=clwtd / "clwtd-items.jsonl", min_layers=r.eval.min_layers, train_lake=lake,
+                            train_selection=run.selection, train_arm=run.arm)
+
+
+# -- the positive control ----------------------------------------------------------------------------------------
+def control_split(items: list[Item], r: Recipe) -> tuple[list[str], list[str]]:
+    """(injected ids, matched ids): the control's items in data set order are paired (1st with 2nd, 3rd with
+    4th, ...: neighbours in general frequency), and a seeded hash picks the injected one of each pair."""
+    assert r.control is not None
+    pool = items[:r.control.items] if r.control.items else items
+    injected, matched = [], []
+    for a, b in zip(pool[0::2], pool[1::2], strict=False):
+        h = hashlib.sha256(f"{r.control.seed}|{a.id}|{b.id}".encode()).digest()[0]
+        first, second = (a, b) if h % 2 == 0 else (b, a)
+        injected.append(first.id)
+        matched.append(second.id)
+    return injected, matched
+
+
+def glossary_documents(items: list[Item], injected: list[str], r: Recipe) -> list[str]:
+    """Glossary documents of the injected items: every ordered pair of the evaluated languages as a line pair
+    ``{L1}: {x}\n{L2}: {y}`` (the translation prompt's format), ``pairs_per_document`` to a document, in a seeded
+    order."""
+    import random
+
+    assert r.control is not None
+    by_id = {it.id: it for it in items}
+    ls = langs(r)
+    lines = [f"{LANG_NAMES[a]}: {by_id[i].words[a]}\n{LANG_NAMES[b]}: {by_id[i].words[b]}"
+             for i in injected for a in ls for b in ls if a != b and a in by_id[i].words and b in by_id[i].words]
+    random.Random(r.control.seed).shuffle(lines)
+    k = r.control.pairs_per_document
+    return ["\n\n".join(lines[j:j + k]) for j in range(0, len(lines), k)]
+
+
+SCOPES = {"general": ("clwtd", False), "general-noncopy": ("clwtd", True), "indomain": ("clwtd-indomain", False),
+          "indomain-noncopy": ("clwtd-indomain", True)}
+"""Comparison scopes: (evaluation folder, without copyable records). The primary contrast is pivot - langmatch on
+acc@1 in ``indomain-noncopy``; ``general`` is the paper's set (the headline of the reproduction)."""
 
 
 def comparisons(r: Recipe) -> list[tuple[str, list[tuple[str, list[str]]], str]]:

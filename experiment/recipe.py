@@ -61,6 +61,25 @@ class EvalSpec(_Spec):
     pair_windows: list[int] = Field(default_factory=lambda: [10, 100],
                                     description="windows of pair-cooccur (the paper's window is 100 tokens)")
     behaviour_window: int = 100
+    indomain: str | None = Field(None, description="a frozen in-domain item set (folder from pivot-eval item-sets, "
+                                                   "committed); default: built from the lake by the data stage")
+    indomain_size: int = Field(200, description="items of the in-domain set the data stage builds")
+    indomain_min_docs: int = Field(5, description="documents of its language each in-domain word must occur in")
+    indomain_items: int | None = Field(None, description="clwtd on the first N in-domain items (default: all)")
+    min_layers: int = Field(6, description="behaviour labels only for models with at least this many layers")
+
+
+class ControlSpec(_Spec):
+    """The positive control: models of one arm with dictionary pairs injected as glossary lines; the metric must
+    rank the injected pairs above matched pairs that were not injected (docs/evaluation.md section 6)."""
+
+    arm: str = Field("random", description="arm of the main selection the control models train on")
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    items: int | None = Field(None, description="the first N items of the data set take part (default: all)")
+    repeats: int = Field(4, description="copies of each glossary document per epoch of the training stream")
+    pairs_per_document: int = Field(6, description="glossary lines per injected document")
+    max_steps: int | None = Field(None, description="training steps of a control model (default: train.max_steps)")
+    seed: int = Field(0, description="seed of the injected/matched split and of the glossary documents")
 
 
 class Ablation(_Spec):
@@ -83,6 +102,7 @@ class Recipe(_Spec):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     ablations: list[Ablation] = Field(default_factory=list)
     bundle: BundleSpec = Field(default_factory=BundleSpec)
+    control: ControlSpec | None = Field(None, description="the positive control (glossary-injected pairs)")
     n_boot: int = 2000
     threads: int | None = Field(None, description="torch/OpenMP threads of the model steps (1 on a shared box)")
 
@@ -90,6 +110,8 @@ class Recipe(_Spec):
     def _check(self) -> Recipe:
         if "pivot" not in self.selection.arms or len(self.selection.arms) < 2:
             raise ValueError("selection.arms needs `pivot` and at least one baseline arm")
+        if self.control is not None and self.control.arm not in self.selection.arms:
+            raise ValueError(f"control.arm {self.control.arm!r} is not among selection.arms")
         names = [a.name for a in self.ablations]
         if len(set(names)) != len(names) or MAIN in names:
             raise ValueError(f"ablation names must be distinct and not {MAIN!r}: {names}")

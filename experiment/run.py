@@ -3,8 +3,10 @@
 corpus (if missing) -> rebuild -> a selection with the ``pivot``, ``random`` and ``langmatch`` arms at one token
 budget -> ablation selections (other pivot set sizes / windows: the ``pivot`` arm only) -> the word-pair
 co-occurrence counts and the evaluation data set -> training per arm and seed -> CLWTD (all items and the
-corpus-occurring subset), logit lens and behaviours per model -> comparisons (pivot vs random, pivot vs
-langmatch, ablations vs random) -> ``results.json`` + ``results.md``.
+corpus-occurring subset; the frozen in-domain set), logit lens and behaviours per model -> comparisons (pivot vs
+random, pivot vs langmatch, ablations vs random; acc@1 on the general and in-domain sets, with and without the
+copyable records) -> ``results.json`` + ``results.md``. With ``control``, the positive control's models (one arm
+with glossary-injected dictionary pairs) run first and the report says whether the metric sees what they learnt.
 
 The Spark jobs run in this process through the pipeline's job functions (one SparkSession for all of them,
 imported when the data stage runs). Training and evaluation run in worker processes (:mod:`experiment.worker`;
@@ -31,23 +33,26 @@ from typing import Any
 
 from rich.console import Console
 
-from evaluation.config import BuildDatasetConfig, CompareConfig, PairsConfig
+from evaluation.config import BuildDatasetConfig, CompareConfig, ItemSetsConfig, PairsConfig
 from experiment import report
 from experiment.bundle import adopt_bundle, experiment_files, export_bundle
 from experiment.plan import (
+    CONTROL,
+    SCOPES,
     ModelRun,
     behaviours_config,
     bundle_key,
     clwtd_config,
     comparisons,
+    control_split,
     data_key,
     first_item_ids,
+    glossary_documents,
     ids_in,
     langs,
     lens_config,
     model_runs,
     pair_item,
-    subset_result,
     train_config,
     variants,
     windows_needed,
@@ -58,6 +63,7 @@ from experiment.worker import (
     BuildDatasetJob,
     ClwtdJob,
     CompareJob,
+    ItemSetsJob,
     Job,
     Jobs,
     LensJob,
@@ -167,7 +173,25 @@ class Experiment:
         pairs = self.path("dataset", "pairs.jsonl")
         self.step(f"pair-cooccur windows {self.r.eval.pair_windows} over the corpus")
         pair_cooccur(self._spark_cfg([f"cooccur.windows={self.r.eval.pair_windows}"]), str(pairs), quiet=True)
+        self.indomain()
         self.facts["corpus"] = self.corpus_counts(main_set)
+
+    def indomain(self) -> None:
+        """The frozen in-domain item set: the recipe's committed one (hash checked), else built from the lake
+        once (evaluation.itemsets.RULE) into dataset/indomain, to be committed beside the recipe."""
+        e = self.r.eval
+        if e.indomain:
+            from evaluation.itemsets import check_frozen
+
+            check_frozen(_abs(e.indomain))
+            return
+        out = self.path("dataset", "indomain")
+        if (out / "manifest.json").exists():
+            return
+        self.step(f"item-sets: the in-domain set ({e.indomain_size} items) from {self.lake}")
+        self.run_jobs([ItemSetsJob(config=ItemSetsConfig(
+            dataset=self.items_file(), lake=self.lake, out=out, langs=langs(self.r), size=e.indomain_size,
+            min_docs=e.indomain_min_docs))], "item-sets", self.path("dataset", "build.log"))
 
     def ensure_corpus(self) -> None:
         src = self.cfg.ingest.input
@@ -208,6 +232,36 @@ class Experiment:
     def items_file(self) -> Path:
         ptr = self.path("dataset", "items.path")
         return Path(ptr.read_text().strip()) if ptr.exists() else self.path("dataset", "items-v1.jsonl")
+
+    def indomain_file(self) -> Path | None:
+        """The in-domain items file (checked against its frozen hash), None when there is none or it holds too few
+        items to draw a prompt's shots from."""
+        from evaluation.clwtd import N_SHOTS
+        from evaluation.itemsets import check_frozen
+
+        folder = _abs(self.r.eval.indomain) if self.r.eval.indomain else self.path("dataset", "indomain")
+        if not (folder / "manifest.json").exists():
+            return None
+        items = check_frozen(folder)
+        n = sum(1 for ln in items.read_text(encoding="utf-8").splitlines() if ln.strip())
+        return items if n > N_SHOTS else None  # fewer items than a prompt's shots + 1: no in-domain scores
+
+    def control_files(self, dataset: Path) -> dict[str, Path]:
+        """The positive control's split and glossary in ``control/`` (a pure function of the data set and the
+        recipe's ``control``): injected.txt, matched.txt, glossary.jsonl."""
+        from evaluation.dataset import read_items
+
+        d = self.path("control")
+        files = {"injected": d / "injected.txt", "matched": d / "matched.txt", "glossary": d / "glossary.jsonl"}
+        items = read_items(dataset)
+        injected, matched = control_split(items, self.r)
+        docs = glossary_documents(items, injected, self.r)
+        d.mkdir(parents=True, exist_ok=True)
+        files["injected"].write_text("".join(f"{i}\n" for i in injected), encoding="utf-8")
+        files["matched"].write_text("".join(f"{i}\n" for i in matched), encoding="utf-8")
+        files["glossary"].write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in docs),
+                                     encoding="utf-8")
+        return files
 
     def subset_file(self) -> Path | None:
         ptr = self.path("dataset", "corpus-items.path")
@@ -252,9 +306,10 @@ class Experiment:
         if subset is not None and not (ids_in(subset) & first_item_ids(dataset, self.r.eval.max_items)):
             self.step(f"none of the evaluated items is in {subset}: no corpus-subset scores")
             subset = None
+        control = self.control_files(dataset) if self.r.control is not None else None
         t_start, took = time.perf_counter(), [0.0]
         for k, run in enumerate(runs, 1):
-            todo = self.model_steps(run, dataset, subset)
+            todo = self.model_steps(run, dataset, subset, control)
             tag = f"[{k}/{len(runs)}] {run.name}"
             if not todo:
                 continue
@@ -269,26 +324,46 @@ class Experiment:
             t0 = time.perf_counter()
             self.worker(todo, tag, self.path("evals", run.name, "model.log"))
             took.append(time.perf_counter() - t0)
+            self.write_results({})  # after every model: a run cut short still has its numbers in results/
 
-    def model_steps(self, run: ModelRun, dataset: Path, subset: Path | None) -> list[tuple[str, Job]]:
-        """What is still missing for one model, in order: train, clwtd, logit-lens, behaviours."""
+    def model_steps(self, run: ModelRun, dataset: Path, subset: Path | None,
+                    control: dict[str, Path] | None = None) -> list[tuple[str, Job]]:
+        """What is still missing for one model, in order: train, clwtd (general set), clwtd-indomain, logit-lens,
+        behaviours; a control model: train with its glossary, clwtd on the control items."""
         mdir, edir = self.path("models", run.name), self.path("evals", run.name)
+        indomain = self.indomain_file()
         have = {"clwtd": (edir / "clwtd" / "clwtd.json").exists(),
+                "clwtd-indomain": indomain is None or (edir / "clwtd-indomain" / "clwtd.json").exists(),
                 "lens": (edir / "lens" / "lens-summary.json").exists(),
                 "behaviours": (edir / "behaviours" / "behaviours.json").exists()}
         todo: list[tuple[str, Job]] = []
-        if not (mdir / "final").exists() and not (have["clwtd"] and have["lens"]):
+        if run.variant == CONTROL:
+            assert control is not None and self.r.control is not None
+            if not (mdir / "final").exists() and not have["clwtd"]:
+                todo.append(("train", TrainJob(config=train_config(self.r, run, self.lake, mdir,
+                                                                   control["glossary"]))))
+            if not have["clwtd"]:
+                sets = {"injected": control["injected"], "matched": control["matched"]}
+                todo.append(("clwtd", ClwtdJob(config=clwtd_config(
+                    self.r, mdir / "final", dataset, None, edir / "clwtd", sets,
+                    max_items=self.r.control.items or 0))))
+            return todo
+        if not (mdir / "final").exists() and not (have["clwtd"] and have["clwtd-indomain"] and have["lens"]):
             todo.append(("train", TrainJob(config=train_config(self.r, run, self.lake, mdir))))
         if not have["clwtd"]:
             todo.append(("clwtd", ClwtdJob(config=clwtd_config(self.r, mdir / "final", dataset, subset,
                                                                 edir / "clwtd"))))
+        if indomain is not None and not have["clwtd-indomain"]:
+            todo.append(("clwtd-indomain", ClwtdJob(config=clwtd_config(
+                self.r, mdir / "final", indomain, None, edir / "clwtd-indomain",
+                max_items=self.r.eval.indomain_items or 0))))
         if not have["lens"]:
             tok = _tokenizer_of(mdir) or self.facts.get("tokenizer")
             todo.append(("logit-lens", LensJob(config=lens_config(self.r, mdir / "final", dataset, edir / "lens",
                                                                   self.lake, tok))))
         if not have["behaviours"]:
-            todo.append(("behaviours", BehavioursJob(config=behaviours_config(self.r, edir / "lens", self.lake,
-                                                                              edir / "behaviours"))))
+            todo.append(("behaviours", BehavioursJob(config=behaviours_config(
+                self.r, edir / "lens", self.lake, edir / "behaviours", edir / "clwtd", run))))
         return todo
 
     def worker(self, todo: list[tuple[str, Job]], tag: str, log_file: Path) -> None:
@@ -311,17 +386,13 @@ class Experiment:
 
     # --- report
     def report(self) -> dict[str, Any]:
-        runs = model_runs(self.r)
-        subset = self.subset_file()
         cmp_dir = self.path("compare")
         reports: dict[str, Any] = {}
-        for scope in ("all", "subset"):
-            if scope == "subset" and subset is None:
-                continue
+        for scope, (folder, noncopy) in SCOPES.items():
             for name, arms, ref in comparisons(self.r):
-                found = [[(n, self._clwtd_for(n, scope, subset)) for n in names] for _, names in arms]
-                groups = [[p for _, p in g if p is not None] for g in found]
-                missing = [n for g in found for n, p in g if p is None]
+                found = [[(n, self.path("evals", n, folder, "clwtd.json")) for n in names] for _, names in arms]
+                groups = [[p for _, p in g if p.exists()] for g in found]
+                missing = [n for g in found for n, p in g if not p.exists()]
                 if any(not g for g in groups):
                     self.step(f"compare {name} ({scope}): skipped, an arm has no evaluated model ({missing})")
                     continue
@@ -329,30 +400,24 @@ class Experiment:
                     self.step(f"compare {name} ({scope}): without {', '.join(missing)} (not evaluated)")
                 out = cmp_dir / scope / f"{name}.md"
                 cfg = CompareConfig(runs=[[str(p) for p in g] for g in groups], names=[a for a, _ in arms],
-                                    reference=ref, out=out, n_boot=self.r.n_boot)
+                                    reference=ref, out=out, n_boot=self.r.n_boot, exclude_copyable=noncopy)
                 self.run_jobs([CompareJob(config=cfg)], f"compare {name} ({scope})", cmp_dir / "compare.log")
                 reports.setdefault(scope, {})[name] = {**json.loads(out.with_suffix(".json").read_text()),
                                                        "missing_runs": missing}
+        return self.write_results(reports)
+
+    def write_results(self, comparisons: dict[str, Any]) -> dict[str, Any]:
+        """``results/`` from what is on disk: every model's training and evaluations, the control, and the
+        given comparisons."""
+        runs = model_runs(self.r)
         results = {"recipe": self.r.model_dump(mode="json"), "lake": self.lake, "workdir": str(self.work),
                    "dataset": str(self.items_file()), "subset": str(self.subset_file() or ""),
-                   "facts": self.facts, "models": report.model_results(self.work, runs), "comparisons": reports,
+                   "indomain": str(self.indomain_file() or ""), "facts": self.facts,
+                   "models": report.model_results(self.work, runs), "comparisons": comparisons,
+                   "control": report.control_result(self.work, [m for m in runs if m.variant == CONTROL]),
                    "steps": self.log, "seconds": round(time.perf_counter() - self.t0, 1)}
         report.write(results, self.path("results"))
         return results
-
-    def _clwtd_for(self, run: str, scope: str, subset: Path | None) -> Path | None:
-        p = self.path("evals", run, "clwtd", "clwtd.json")
-        if not p.exists():
-            return None
-        if scope == "all" or subset is None:
-            return p
-        sub = subset_result(json.loads(p.read_text()), ids_in(subset))
-        if not any(sub["items"].values()):
-            return None
-        q = self.path("evals", run, "clwtd-subset", "clwtd.json")
-        q.parent.mkdir(parents=True, exist_ok=True)
-        q.write_text(json.dumps(sub))
-        return q
 
 
 def run_experiment(recipe: Recipe, *, stage: Stage = "all", bundle: str | Path | None = None,

@@ -21,6 +21,7 @@ from evaluation.config import (
     BuildDatasetConfig,
     ClwtdConfig,
     CompareConfig,
+    ItemSetsConfig,
     LensConfig,
     PairsConfig,
 )
@@ -35,6 +36,11 @@ class TrainJob(BaseModel):
 class BuildDatasetJob(BaseModel):
     kind: Literal["build-dataset"] = "build-dataset"
     config: BuildDatasetConfig
+
+
+class ItemSetsJob(BaseModel):
+    kind: Literal["item-sets"] = "item-sets"
+    config: ItemSetsConfig
 
 
 class PairsJob(BaseModel):
@@ -62,8 +68,8 @@ class CompareJob(BaseModel):
     config: CompareConfig
 
 
-Job = Annotated[TrainJob | BuildDatasetJob | PairsJob | ClwtdJob | LensJob | BehavioursJob | CompareJob,
-                Field(discriminator="kind")]
+Job = Annotated[TrainJob | BuildDatasetJob | ItemSetsJob | PairsJob | ClwtdJob | LensJob | BehavioursJob
+                | CompareJob, Field(discriminator="kind")]
 
 
 class Jobs(BaseModel):
@@ -82,6 +88,8 @@ def run_job(job: Job) -> dict[str, Any]:
 
     if isinstance(job, BuildDatasetJob):
         return jobs.build_dataset(job.config)
+    if isinstance(job, ItemSetsJob):
+        return jobs.item_sets(job.config)
     if isinstance(job, PairsJob):
         return jobs.pairs(job.config)
     if isinstance(job, ClwtdJob):

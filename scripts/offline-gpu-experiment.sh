@@ -4,10 +4,12 @@
 #   pivot-experiment --recipe experiments/gpu.yaml --stage bundle --bundle .bundle/gpu
 #   scripts/offline-gpu-wheels.sh          # only if the node's Python lacks pydantic
 # copy the repository (source tree), .bundle/gpu and .whl to the node, and run from the repository root there:
-#   bash scripts/offline-gpu-experiment.sh experiments/gpu.yaml .bundle/gpu 420
-# BUDGET_S (third argument, default 420 s): the models stage starts no model when less time is left than the
-# longest one took, and a hard stop interrupts it 90 s past the budget; the report then compares the models
-# that exist. Under $OUT (default out/offline-gpu): run.log (this script's output), results.md, and
+#   bash scripts/offline-gpu-experiment.sh experiments/gpu.yaml .bundle/gpu 400 [section.key=value ...]
+# BUDGET_S (third argument, default 400 s): the models stage starts no model when less time is left than the
+# longest one took, and a hard stop interrupts it HARD_STOP_S (default 60 s) past the budget; the report then
+# compares the models that exist (each model's evaluations are written as soon as it ends). Further arguments
+# are recipe overrides for both stages (a bundle is only adopted by a recipe with its data settings: export it
+# with the same overrides). Under $OUT (default out/offline-gpu): run.log (this script's output), results.md, and
 # results.tar.gz with everything of the workdir but the model weights (results.json, the comparisons, every
 # evaluation, training metrics, the workers' logs).
 # Environment: PYTHON (default python3; needs torch, transformers, sentencepiece, pyarrow, pandas, numpy,
@@ -16,10 +18,13 @@
 # where they are installed), WORK (default /tmp/pivot-experiment: the workdir).
 # With PYTHON=.venv/bin/python and a recipe whose train.device is cpu it also runs on a CPU machine (a rehearsal).
 set -uo pipefail
-usage="usage: offline-gpu-experiment.sh RECIPE BUNDLE [BUDGET_S]"
+usage="usage: offline-gpu-experiment.sh RECIPE BUNDLE [BUDGET_S] [section.key=value ...]"
 recipe=${1:?$usage}
 bundle=${2:?$usage}
-budget=${3:-420}
+budget=${3:-400}
+shift $(($# < 3 ? $# : 3))
+overrides=("$@")
+hard_stop=${HARD_STOP_S:-60}
 py=${PYTHON:-python3}
 out=${OUT:-out/offline-gpu}
 work=${WORK:-/tmp/pivot-experiment}
@@ -46,10 +51,11 @@ PY
 print('bundle verified' if not p else p); sys.exit(1 if p else 0)" "$bundle" || exit 3
 
 experiment=("$py" -m experiment.cli --recipe "$recipe" --lake "$bundle" --workdir "$work")
-# a hard stop a minute and a half past the budget (a model is then interrupted; what finished is kept)
-timeout --signal=INT $((budget + 90)) "${experiment[@]}" --stage models --budget-s "$budget"
+# a hard stop past the budget (a model is then interrupted; what finished is kept)
+timeout --signal=INT $((budget + hard_stop)) "${experiment[@]}" --stage models --budget-s "$budget" \
+  "${overrides[@]}"
 models_rc=$?
-"${experiment[@]}" --stage report
+"${experiment[@]}" --stage report "${overrides[@]}"
 report_rc=$?
 
 # everything but weights, checkpoints and tokenizer copies

@@ -21,6 +21,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(hidden=64, layers=2, heads=4, kv_heads=4, intermediate=176, tie_embeddings=True),  # CPU tests
+    "20m": Preset(hidden=384, layers=8, heads=6, kv_heads=6, intermediate=1024, tie_embeddings=True),  # 20M at 16k
     "small": Preset(hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1376),  # ~25M non-embedding
     "125m": Preset(hidden=768, layers=12, heads=12, kv_heads=12, intermediate=2048),  # 134M at 32k vocab
     "350m": Preset(hidden=1024, layers=24, heads=16, kv_heads=16, intermediate=2816),  # 374M at 32k vocab

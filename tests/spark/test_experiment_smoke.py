@@ -59,17 +59,19 @@ def test_recipe_end_to_end_on_the_smoke_fixture(tmp_path):
         assert len(dirs) == 12 and all(v["n"] == 4 for v in dirs.values())
         assert -1.0 <= m["clwtd"]["mean"] <= 1.0
         assert "label_counts" in m["behaviours"]
+        assert "pivot" not in m["behaviours"]["label_counts"]  # 2-layer models get no behaviour labels
     sels = res["facts"]["selections"]
     arms = sels["main"]["arms"]
     assert set(arms) == {"pivot", "random", "langmatch"}
     assert arms["pivot"]["mean_pivot_proportion"] > arms["random"]["mean_pivot_proportion"]
     assert sels["k100"]["pivot_set"] == "exp-k100-ps" and set(sels["k100"]["arms"]) == {"pivot"}
-    cmp = res["comparisons"]["all"]
+    cmp = res["comparisons"]["general"]
     assert set(cmp) == {"pivot-vs-random", "pivot-vs-langmatch", "ablations"}
+    assert cmp["pivot-vs-random"]["metric"] == "acc1" and "general-noncopy" in res["comparisons"]
     diff = cmp["pivot-vs-random"]["differences"]["pivot-random"]["mean"]
-    assert diff["ci95_items_seeds"][0] <= diff["diff"] <= diff["ci95_items_seeds"][1]
-    if present:
-        assert "subset" in res["comparisons"]
+    t = diff["paired_by_seed"]
+    assert t["n_seeds"] == 3 and t["ci95"][0] <= diff["diff"] <= t["ci95"][1]
+    assert 0.0 <= res["models"]["main-pivot-s1"]["clwtd"]["scopes"]["all"]["acc1"]["mean"] <= 1.0
     out = work / "results"
     assert json.loads((out / "results.json").read_text())["models"]
     assert "pivot-random" in (out / "results.md").read_text()

@@ -38,8 +38,27 @@ def test_shipped_recipes_load_with_three_seeds_per_arm(name):
     r = load_recipe(EXPERIMENTS / f"{name}.yaml")
     assert set(r.selection.arms) == {"pivot", "random", "langmatch"}
     assert len(r.train.seeds) >= 3
-    assert {a.name for a in r.ablations} and all(a.seeds for a in r.ablations)
+    assert name == "gpu" or ({a.name for a in r.ablations} and all(a.seeds for a in r.ablations))
     assert windows_needed(r)[0]  # the base config counts at least one window
+
+
+def test_gpu_recipe_is_sized_for_one_node_and_a_60_mib_bundle():
+    from training.model import llama_config
+    from training.presets import PRESETS
+
+    r = load_recipe(EXPERIMENTS / "gpu.yaml")
+    assert r.bundle.max_mib == 60 and not r.ablations and len(model_runs(r)) == 9
+    assert r.train.resident and r.train.eval_set == "common" and r.train.max_tokens == 40_000_000
+    assert "tokenizer.vocab_size=16000" in r.spark.overrides
+    cfg = llama_config(r.train.preset, vocab_size=16000, seq_len=1024, bos_id=1, eos_id=2)
+    p = PRESETS[r.train.preset]
+    n = p.layers * (4 * p.hidden**2 + 3 * p.hidden * p.intermediate) + 16000 * p.hidden  # tied embeddings
+    assert 15e6 <= n <= 21e6 and cfg.num_hidden_layers >= r.eval.min_layers
+
+
+def test_control_recipe_trains_only_the_control():
+    r = load_recipe(EXPERIMENTS / "control.yaml")
+    assert [m.variant for m in model_runs(r)] == ["control"] * 3 and r.control is not None
 
 
 def test_model_runs_main_arms_seed_major_then_ablations():
@@ -115,18 +134,71 @@ def test_subset_result_keeps_only_subset_items():
 
 
 def test_results_markdown_renders_numbers_and_missing_values():
+    acc = {"acc1": {"mean": 0.3125, "ci95": [0.25, 0.375]}, "rr": {"mean": 0.5}, "llr": {"mean": 0.1},
+           "n_records": 8}
     res = {"recipe": {"name": "t"}, "lake": "l", "workdir": "w", "dataset": "d", "seconds": 1.0,
            "facts": {}, "models": {"main-pivot-s1": {"arm": "pivot", "variant": "main", "train": {"tokens": 10},
                                                      "clwtd": {"mean": 0.0123, "mean_ci95": [-0.01, 0.03],
-                                                               "directions": {"en->fr": {"mean": -0.02}}}}},
-           "comparisons": {"all": {"pivot-vs-random": {
-               "n_items": 5, "reference": "random", "arms": {"pivot": {"mean": 0.01, "seed_means": [0.01]}},
-               "differences": {"pivot-random": {"mean": {"diff": 0.004, "ci95_items_seeds": [-0.1, 0.2],
-                                                         "ci95_items": [-0.05, 0.06]}}}}}}}
+                                                               "scopes": {"all": acc},
+                                                               "directions": {"en->fr": {"acc1": 0.25}}}}},
+           "comparisons": {"general": {"pivot-vs-random": {
+               "n_items": 5, "reference": "random", "metric": "acc1", "metric_label": "acc@1", "chance": 0.1,
+               "arms": {"pivot": {"mean": 0.01, "seed_means": [0.01]}},
+               "differences": {"pivot-random": {"mean": {
+                   "diff": 0.04, "ci95_items_given_seeds": [-0.05, 0.06],
+                   "paired_by_seed": {"diff": 0.04, "ci95": [-0.1, 0.2], "n_seeds": 3}}}}}}}}
     md = results_markdown(res)
-    assert "0.0123 [-0.0100, 0.0300]" in md and "-0.0200" in md
-    assert "| pivot-random | 0.0040 | [-0.1000, 0.2000] | [-0.0500, 0.0600] |" in md
-    assert "n/a" in md  # no subset, no behaviours
+    assert "0.3125 [0.2500, 0.3750]" in md and "| 0.2500 |" in md
+    assert "| pivot-random | 0.0400 | [-0.1000, 0.2000] (3) | [-0.0500, 0.0600] |" in md
+    assert "n/a" in md  # no in-domain scores, no behaviours
+
+
+def test_control_runs_first_with_a_matched_split_and_its_glossary(tmp_path):
+    from evaluation.dataset import Item
+    from experiment.plan import CONTROL, clwtd_config, control_split, glossary_documents
+
+    r = recipe(control={"seeds": [1, 2], "repeats": 3, "max_steps": 7, "pairs_per_document": 4})
+    runs = model_runs(r)
+    assert [m.name for m in runs[:2]] == ["control-random-s1", "control-random-s2"]
+    assert runs[2].variant == "main"
+    items = [Item(f"w{i}.n", i, "n", {"en": f"e{i}", "fr": f"f{i}", "ja": f"j{i}", "zh": f"z{i}"}, {}, {})
+             for i in range(9)]
+    injected, matched = control_split(items, r)
+    assert len(injected) == len(matched) == 4 and not set(injected) & set(matched)
+    for a, b in zip(injected, matched, strict=True):  # neighbours in frequency rank
+        assert abs(int(a[1:-2]) - int(b[1:-2])) == 1 and min(int(a[1:-2]), int(b[1:-2])) % 2 == 0
+    docs = glossary_documents(items, injected, r)
+    lines = [blk for d in docs for blk in d.split("\n\n")]
+    assert len(lines) == 4 * 12 and len(docs) == 12
+    first = items[int(injected[0][1:-2])]
+    assert f"English: {first.words['en']}\nFrench: {first.words['fr']}" in lines
+    assert not any(f"e{m[1:-2]}\n" in blk for m in matched for blk in lines)
+    cfg = train_config(r, runs[0], "/lake", tmp_path / "m", tmp_path / "g.jsonl")
+    assert cfg.resident and cfg.inject == str(tmp_path / "g.jsonl") and cfg.inject_repeats == 3
+    assert cfg.max_steps == 7 and cfg.arm == "random" and runs[0].variant == CONTROL
+    with pytest.raises(ValueError, match="glossary"):
+        train_config(r, runs[0], "/lake", tmp_path / "m")
+    assert clwtd_config(r, tmp_path, tmp_path, None, tmp_path, max_items=0).max_items is None
+    assert clwtd_config(r, tmp_path, tmp_path, None, tmp_path, max_items=5).max_items == 5
+
+
+@pytest.mark.parametrize(("injected", "passes"), [([0.6, 0.7, 0.65], True), ([0.1, 0.15, 0.05], False)])
+def test_control_result_passes_only_above_chance(tmp_path, injected, passes):
+    import json
+
+    from experiment.plan import ModelRun
+    from experiment.report import control_result
+
+    runs = [ModelRun("control", "s", "random", k) for k in (1, 2, 3)]
+    for run, v in zip(runs, injected, strict=True):
+        d = tmp_path / "evals" / run.name / "clwtd"
+        d.mkdir(parents=True)
+        scope = {k: {"metrics": {"acc1": {"mean": a, "ci95": [a - 0.1, a + 0.1]}, "rr": {"mean": a}}, "n_records": 9}
+                 for k, a in (("injected", v), ("matched", 0.1))}
+        (d / "clwtd.json").write_text(json.dumps({"scopes": scope}))
+    res = control_result(tmp_path, runs)
+    assert res["passes"] is passes and res["injected"]["n_seeds"] == 3
+    assert res["difference"]["diff"] == pytest.approx(sum(injected) / 3 - 0.1)
 
 
 def test_pairs_are_limited_to_the_lens_items(tmp_path):
