@@ -5,10 +5,15 @@ LAKE ?= lake-demo
 OUT ?= out/demo
 PYTEST_SELECT ?= not slow and not cluster and not gpu and not network
 
-.PHONY: setup demo test test-all lint typecheck unit spark bench clean
+.PHONY: setup demo test test-all lint typecheck unit spark bench clean lock
 
 setup:
 	@bash scripts/bootstrap.sh
+
+# Recompile requirements/app.txt, the locked application install, after a change of pyproject.toml's dependencies
+# or requirements/app.in (pins move only where needed; UPGRADE=1 moves all). Then commit it; `make setup` installs it.
+lock: setup
+	@UPGRADE=$(UPGRADE) bash scripts/lock.sh
 
 # The main job end to end on the embedded default: local Spark, a local Delta lake, CPU training.
 demo: setup

