@@ -46,7 +46,17 @@ class SparkConfig(_Section):
 class LakeConfig(_Section):
     uri: str = "lake"
     backend: Literal["auto", "bridge", "native"] = "auto"
-    storage_options: dict[str, str] = Field(default_factory=dict, description="delta-rs object-store options")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="object-store options (delta-rs key names: AWS_ENDPOINT_URL, "
+        "AWS_ALLOW_HTTP, AWS_REGION, AWS_CONDITIONAL_PUT, ...) for the tables, the intent files and the models; an "
+        "s3:// lake commits with conditional writes (AWS_CONDITIONAL_PUT=etag) unless set here. Secret keys are "
+        "redacted wherever the config is printed or stored; prefer the environment for credentials")
+
+    @field_serializer("storage_options", when_used="json")
+    def _redact(self, options: dict[str, str]) -> dict[str, str]:
+        from pivot_spark.io.fs import redact_options
+
+        return redact_options(options)
 
 
 class CorpusConfig(_Section):
@@ -252,14 +262,12 @@ class PivotConfig(_Section):
 
 
 def redacted(cfg: PivotConfig) -> dict[str, Any]:
-    """The config as it may be printed or stored: the JSON dump (``ingest.storage_options`` through its redacting
-    serializer), with the same redaction of ``lake.storage_options``, secret ``spark.conf`` settings as ``***``
+    """The config as it may be printed or stored: the JSON dump (``ingest.storage_options`` and
+    ``lake.storage_options`` through their redacting serializers), with secret ``spark.conf`` settings as ``***``
     and no credentials in the URIs (:mod:`pivot_spark.redaction`)."""
-    from pivot_spark.io.fs import redact_options
     from pivot_spark.redaction import redact_settings, redact_text
 
     data = cfg.model_dump(mode="json")
-    data["lake"]["storage_options"] = redact_options(data["lake"]["storage_options"])
     data["spark"]["conf"] = redact_settings(data["spark"]["conf"])
     data["lake"]["uri"] = redact_text(data["lake"]["uri"])
     if data["ingest"]["input"]:

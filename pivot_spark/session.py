@@ -5,13 +5,15 @@ and jars come from the cluster and nothing here overrides them. Embedded, we sta
 halve start-up on small machines (C1 JIT only, serial GC) and the settings every job relies on.
 
 Observability, in both modes: Spark event logs go to ``spark.event_log_dir`` (default ``{lake}/_spark-events``,
-created if missing), where a Spark History Server finds every finished run; the embedded UI is off unless
-``spark.ui`` (``--ui``) asks for it.
+created if missing), where a Spark History Server finds every finished run; a Spark without the Hadoop connector
+that place needs (pip's pyspark has no S3A) writes none, and says so. The embedded UI is off unless ``spark.ui``
+(``--ui``) asks for it.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -22,6 +24,8 @@ from pivot_spark.config import PivotConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 FAST_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
@@ -40,17 +44,33 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def delta_jars_available() -> bool:
-    """True when the Delta Lake jars are on the classpath the session will start with."""
+def jar_available(name: str) -> bool:
+    """True when a jar ``{name}*.jar`` is on the classpath the session will start with (Spark's own jars, or named
+    in ``PIVOT_SPARK_JARS`` / ``PYSPARK_SUBMIT_ARGS``)."""
     try:
         import pyspark
     except ImportError:
         return False
     spark_home = os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)
-    if glob.glob(os.path.join(spark_home, "jars", "delta-spark_*.jar")):
+    if glob.glob(os.path.join(spark_home, "jars", f"{name}*.jar")):
         return True
     extra = os.environ.get("PIVOT_SPARK_JARS", "") + os.environ.get("PYSPARK_SUBMIT_ARGS", "")
-    return "delta-spark" in extra
+    return name.rstrip("_-") in extra
+
+
+def delta_jars_available() -> bool:
+    """True when the Delta Lake jars are on the classpath the session will start with."""
+    return jar_available("delta-spark_")
+
+
+# Hadoop filesystems that Spark's own jars lack: the jar each URI scheme needs (the Spark image adds hadoop-aws).
+CONNECTOR_JARS = {"s3a": "hadoop-aws-", "gs": "gcs-connector-", "abfs": "hadoop-azure-", "abfss": "hadoop-azure-"}
+
+
+def missing_connector(uri: str) -> str | None:
+    """The connector jar Spark would need to write ``uri`` and does not have (None: nothing missing)."""
+    jar = CONNECTOR_JARS.get(uri.split("://", 1)[0].lower()) if "://" in uri else None
+    return jar.rstrip("-") if jar and not jar_available(jar) else None
 
 
 EVENT_LOG_FOLDER = "_spark-events"
@@ -107,7 +127,13 @@ def build_session(cfg: PivotConfig) -> SparkSession:
             conf["spark.driver.extraJavaOptions"] = FAST_JVM_FLAGS
             conf["spark.executor.extraJavaOptions"] = FAST_JVM_FLAGS
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    if (events := event_log_dir(cfg)) is not None:
+    events = event_log_dir(cfg)
+    if events is not None and (jar := missing_connector(events)) is not None:
+        # pip's pyspark has no S3A: the jobs still run (the lake is read and written through pyarrow and delta-rs)
+        log.warning("Spark event logs off: %s needs the %s jar, which this Spark lacks (the Spark image has it); "
+                    "set spark.event_log_dir to a place it can write, or spark.event_log=false", events, jar)
+        events = None
+    if events is not None:
         ensure_event_log_dir(events, cfg.lake.storage_options)
         conf["spark.eventLog.enabled"] = "true"
         conf["spark.eventLog.dir"] = events

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import sentencepiece as spm
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pivot_spark.io.fs import location
 from pivot_spark.lake.reader import open_reader
 
 TABLE = "train_set"
@@ -83,6 +83,7 @@ class TrainSet:
     eos_id: int
     train_groups: list[RowGroup] = field(repr=False)
     eval_groups: list[RowGroup] = field(repr=False)
+    storage_options: dict[str, str] = field(default_factory=dict, repr=False)  # an object-store lake's
 
     @property
     def train_tokens(self) -> int:
@@ -120,7 +121,7 @@ class TrainSet:
         The hot path of the stream: numpy masks instead of Arrow filters where nothing is dropped, and ``doc_id``
         (a string column) only when asked for.
         """
-        pf = _parquet_file(path)
+        pf = _parquet_file(path, self.storage_options)
         cols = ["token_ids", "n_tokens", "shard"] + (["doc_id"] if doc_ids else [])
         t = pf.read_row_group(row_group, columns=cols)
         if self.eval_shard is not None:
@@ -145,7 +146,8 @@ class TrainSet:
     def read_packed(self, u: Unit) -> np.ndarray:
         """One unit as a packed int32 stream: :meth:`read_rows` then :meth:`pack`, without Arrow filters or copies
         of the list column (the stream's hot path)."""
-        t = _parquet_file(u.path).read_row_group(u.row_group, columns=["token_ids", "n_tokens", "shard"])
+        t = _parquet_file(u.path, self.storage_options).read_row_group(u.row_group,
+                                                                       columns=["token_ids", "n_tokens", "shard"])
         col = t["token_ids"].combine_chunks()
         lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
         if (np.nan_to_num(lengths, nan=0) != t["n_tokens"].to_numpy()).any():
@@ -179,16 +181,17 @@ class TrainSet:
 _FILES: dict[tuple[int, str], pq.ParquetFile] = {}
 
 
-def _parquet_file(uri: str) -> pq.ParquetFile:
+def _parquet_file(uri: str, storage_options: Mapping[str, str] | None = None) -> pq.ParquetFile:
     """Open a Parquet file by URI once per process (loader workers are forked: each opens its own handle).
 
-    Object stores take their credentials from the environment (AWS_* variables), as delta-rs does.
+    Object stores through ``pyarrow.fs`` with ``storage_options`` (the lake's: endpoint, credentials, region),
+    keys absent there from the environment (AWS_* variables), as delta-rs does.
     """
     key = (os.getpid(), uri)
     if key not in _FILES:
         if "://" in uri and not uri.startswith("file://"):
-            fs, path = pafs.FileSystem.from_uri(uri)
-            _FILES[key] = pq.ParquetFile(fs.open_input_file(path))
+            loc = location(uri, storage_options)
+            _FILES[key] = pq.ParquetFile(loc.fs.open_input_file(loc.root))
         else:
             _FILES[key] = pq.ParquetFile(uri.removeprefix("file://"))
     return _FILES[key]
@@ -213,7 +216,7 @@ def open_train_set(lake: str, selection: str, arm: str, *, version: int | None =
     groups: list[tuple[str, int, np.ndarray, np.ndarray]] = []
     tokenizers: set[str] = set()
     for path in sorted(files):
-        pf = _parquet_file(path)
+        pf = _parquet_file(path, storage_options)
         for i in range(pf.num_row_groups):
             t = pf.read_row_group(i, columns=["shard", "n_tokens", "tokenizer"])
             if t.num_rows == 0:
@@ -248,7 +251,7 @@ def open_train_set(lake: str, selection: str, arm: str, *, version: int | None =
         if is_eval.any():
             evals.append(RowGroup(path, i, ntok[is_eval] + extra))
     return TrainSet(reader.table_uri(TABLE), pinned, selection, arm, tok_hash, sp_path, sp.get_piece_size(),
-                    shards, held, bos_id, eos_id, train, evals)
+                    shards, held, bos_id, eos_id, train, evals, dict(storage_options or {}))
 
 
 class PackedStream(IterableDataset):

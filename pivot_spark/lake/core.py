@@ -9,14 +9,22 @@ Idempotency: every commit carries an application transaction ``(app_id, 1)`` wit
 was already committed; if so the write is skipped. A repeated run (same run id) therefore commits nothing twice.
 Run ids are strings (user-given or derived from the job's inputs), not monotonic numbers, so the run id lives in the
 app id and the version is fixed at 1.
+
+Concurrent commits on S3: delta-rs writes each commit file ``_delta_log/<version>.json`` with a conditional PUT
+(``If-None-Match: *``), so of two writers that race for the same version exactly one succeeds; the other sees the
+refusal, re-reads the log, checks its changes against the winner's and commits the next version. An S3 lake
+gets ``AWS_CONDITIONAL_PUT=etag`` (object_store's name for that mechanism) unless its options or the environment
+set it (:func:`commit_options`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import pyarrow as pa
@@ -31,10 +39,27 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 
+from pivot_spark import models
+from pivot_spark.io.fs import Location, location
 from pivot_spark.schemas import TABLES
 
 WriteMode = Literal["append", "overwrite"]
 PartitionFilter = Sequence[tuple[str, str, Any]]
+
+S3_SCHEMES = ("s3://", "s3a://")
+# The object_store option that makes S3 commits conditional writes, under the names delta-rs accepts.
+CONDITIONAL_PUT_KEYS = ("AWS_CONDITIONAL_PUT", "CONDITIONAL_PUT")
+
+
+def commit_options(uri: str, storage_options: Mapping[str, str] | None) -> dict[str, str]:
+    """The delta-rs options of the lake at ``uri``: ``storage_options`` as given, plus, on S3,
+    ``AWS_CONDITIONAL_PUT=etag`` (commit files written with ``If-None-Match: *``) unless the options (any case)
+    or the environment (``AWS_CONDITIONAL_PUT``) already say how."""
+    options = dict(storage_options or {})
+    if uri.lower().startswith(S3_SCHEMES) and not os.environ.get("AWS_CONDITIONAL_PUT") \
+            and not {k.upper() for k in options} & set(CONDITIONAL_PUT_KEYS):
+        options["AWS_CONDITIONAL_PUT"] = "etag"
+    return options
 
 
 class RowLike(Protocol):
@@ -77,16 +102,17 @@ class CommitResult:
 class Lake:
     """A root URI with one Delta table per name.
 
-    ``storage_options`` go to delta-rs (object-store credentials on ``s3://``).
+    ``storage_options`` go to delta-rs (object-store credentials on ``s3://``, with :func:`commit_options`) and to
+    ``pyarrow.fs`` for the files the lake holds besides its tables (:attr:`store`). Keys absent from them come
+    from the environment, for both.
     """
 
     def __init__(self, uri: str, storage_options: Mapping[str, str] | None = None) -> None:
         self.uri = uri.rstrip("/")
-        self.storage_options = dict(storage_options or {})
         if "://" not in self.uri:
-            import os
-
             self.uri = os.path.abspath(self.uri)
+        self.storage_options = commit_options(self.uri, storage_options)
+        self._store: Location | None = None
 
     # -- locating -----------------------------------------------------------------------------------------------
     def table_uri(self, table: str) -> str:
@@ -95,6 +121,23 @@ class Lake:
     @property
     def is_local(self) -> bool:
         return "://" not in self.uri or self.uri.startswith("file://")
+
+    @property
+    def store(self) -> Location:
+        """The lake's root as a ``pyarrow.fs`` filesystem and path, for the files beside its tables (intent files,
+        models): ``store.fs`` opens ``f"{store.root}/_runs/..."`` on any filesystem the lake can be on."""
+        if self._store is None:
+            self._store = location(self.uri, self.storage_options)
+        return self._store
+
+    def tokenizer_path(self, tok_hash: str) -> Path:
+        """A local path of the lake's tokenizer ``tok_hash`` (:func:`pivot_spark.models.tokenizer_path`)."""
+        return models.tokenizer_path(self.uri, tok_hash, self.storage_options)
+
+    def store_tokenizer(self, model_file: str | os.PathLike[str]) -> str:
+        """Store a SentencePiece model in the lake under its content hash; return the hash
+        (:func:`pivot_spark.models.store_tokenizer`)."""
+        return models.store_tokenizer(self.uri, model_file, self.storage_options)
 
     def delta(self, table: str, version: int | None = None) -> DeltaTable | None:
         try:

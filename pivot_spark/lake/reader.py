@@ -126,9 +126,7 @@ class LakeReader(TableReader):
         return self._lake.row_count(table, self.version(table))
 
     def tokenizer_path(self, tok_hash: str) -> Path:
-        from pivot_spark.models import tokenizer_path
-
-        return tokenizer_path(self.uri, tok_hash)
+        return self._lake.tokenizer_path(tok_hash)
 
 
 def open_reader(uri: str | os.PathLike[str], *, versions: Mapping[str, int] | None = None,

@@ -11,7 +11,9 @@ Two backends behind the same two calls, ``read_table`` and ``write_table``:
   never committed because only the successful attempts' metadata is returned.
 
 Reads always pin a version and read exactly that version's active files; reading the folder as plain Parquet would
-resurrect removed files.
+resurrect removed files. With the bridge, a local lake is read by Spark's Parquet reader, an object-store lake by
+the tasks themselves through ``pyarrow.fs`` (as they write it), so neither side needs a Hadoop filesystem for the
+store.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from pivot_spark.io.fs import location
 from pivot_spark.lake.core import CommitResult, FileEntry, Lake, PartitionFilter, WriteMode
 from pivot_spark.schemas import TABLES
 
@@ -105,14 +108,10 @@ def _stats(table: pa.Table) -> str:
 
 
 def filesystem(table_uri: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
-    """The Arrow filesystem and root path of a table URI (object-store credentials from ``storage_options``)."""
-    fs, root = pafs.FileSystem.from_uri(table_uri)
-    if storage_options and isinstance(fs, pafs.S3FileSystem):
-        fs = pafs.S3FileSystem(access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
-                               secret_key=storage_options.get("AWS_SECRET_ACCESS_KEY"),
-                               region=storage_options.get("AWS_REGION"),
-                               endpoint_override=storage_options.get("AWS_ENDPOINT_URL"))
-    return fs, root
+    """The Arrow filesystem and root path of a table URI: the lake's storage options (endpoint, credentials,
+    region; :func:`pivot_spark.io.fs.location`), the environment where a key is absent."""
+    loc = location(table_uri, storage_options)
+    return loc.fs, loc.root
 
 
 # One piece of a task's input for a direct read: a file of the pinned version, some of its row groups, and
@@ -346,11 +345,33 @@ def read_table(spark: SparkSession, lake: Lake, table: str, version: int | None 
             else:
                 raise ValueError(f"partition filter op {op!r}")
         return df.select(*schema.fieldNames())
+    if not lake.is_local:
+        return _read_direct(spark, lake, table, version, partition_filters)
     files = lake.file_uris(table, version, partition_filters)
     if not files:
         return _empty(spark, table)
     # basePath makes Spark parse the Hive partition folders into the partition columns (typed by our schema).
     return spark.read.schema(schema).option("basePath", uri).parquet(*files).select(*schema.fieldNames())
+
+
+def _read_direct(spark: SparkSession, lake: Lake, table: str, version: int | None,
+                 partition_filters: PartitionFilter | None) -> DataFrame:
+    """Bridge backend, object-store lake: the pinned version's row groups read by the tasks with pyarrow
+    (:func:`plan_read_units`, :func:`read_unit_batches`), so Spark needs no Hadoop filesystem for the store (a
+    local Spark has no S3A); the storage options travel in the task closure."""
+    units = plan_read_units(lake, table, version, spark.sparkContext.defaultParallelism * 4, partition_filters)
+    if not units:
+        return _empty(spark, table)
+    uri, options, columns = lake.table_uri(table), lake.storage_options, TABLES[table][0].names
+
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            for uid in b.column(0).to_pylist():
+                yield from read_unit_batches(uri, table, units[uid], columns, options)
+
+    # One row per unit and one partition per row: partition u reads exactly unit u.
+    ids = spark.range(0, len(units), 1, numPartitions=len(units))
+    return ids.mapInArrow(read, spark_schema(table))
 
 
 def stage_files(df: DataFrame, lake: Lake, table: str, *, file_prefix: str) -> list[FileEntry]:

@@ -101,11 +101,11 @@ def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         with ctx.describe("stream the sample to SentencePiece"), tempfile.TemporaryDirectory() as tmp:
             model_file = train_sentencepiece((r["text"] for r in texts.toLocalIterator()),
                                              Path(tmp) / "spm", tc)
-            tok_hash = models.store_tokenizer(ctx.lake.uri, model_file)
+            tok_hash = ctx.lake.store_tokenizer(model_file)
         sample.unpersist()
         ctx.catalog = CatalogEntry(tokenizer=tok_hash)
         return {"tokenizer": tok_hash, "vocab_size": tc.vocab_size, "sample": per_lang,
-                "model_file": str(models.tokenizer_path(ctx.lake.uri, tok_hash))}
+                "model_file": models.tokenizer_uri(ctx.lake.uri, tok_hash)}
 
     return run_job(cfg, TOKENIZER_JOB, body, input_tables=("documents",), quiet=quiet)
 
@@ -140,7 +140,7 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 
     def body(ctx: RunContext) -> dict[str, Any]:
         ctx.catalog = CatalogEntry(tokenizer=tok_hash)
-        sp_file = ship_file(ctx.spark, str(models.tokenizer_path(ctx.lake.uri, tok_hash)))
+        sp_file = ship_file(ctx.spark, str(ctx.lake.tokenizer_path(tok_hash)))
         ann = Annotator(lid_file=ship_file(ctx.spark, lid_path(cfg)), sp_file=sp_file, tokenizer=tok_hash,
                         lid_model=lid_id, lid_cfg=cfg.langid)
         if ctx.backend == "native":

@@ -22,7 +22,6 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 
@@ -99,7 +98,7 @@ def current_tokenizer(lake: Lake, cfg: PivotConfig) -> str | None:
     """Hash of the tokenizer the lake works with: ``tokenizer.model_path`` if set (stored in the lake under its
     hash), else the newest trained one."""
     if cfg.tokenizer.model_path:
-        return models.store_tokenizer(lake.uri, cfg.tokenizer.model_path)
+        return lake.store_tokenizer(cfg.tokenizer.model_path)
     return latest_tokenizer(lake)
 
 

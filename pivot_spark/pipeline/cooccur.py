@@ -26,7 +26,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.lake.spark import (
@@ -250,7 +249,7 @@ def _plan(ctx: RunContext, tok: str, todo: dict[str, list[int]], lang_set: set[s
     lang_names = sorted(v for v in lang_set if v is not None)
     if UNDETERMINED not in lang_names:
         lang_names.append(UNDETERMINED)
-    sp_path = str(models.tokenizer_path(ctx.lake.uri, tok))
+    sp_path = str(ctx.lake.tokenizer_path(tok))
     vocab = get_sp(sp_path).get_piece_size()
     if pair_key_space(vocab, len(lang_names)) >= 1 << 62:
         raise ValueError(f"vocabulary {vocab} x {len(lang_names)} languages does not fit a packed pair key")

@@ -16,7 +16,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.catalog import CatalogEntry, require_tokenizer
@@ -47,7 +46,7 @@ def pair_cooccur(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> d
         from pivot_spark.steps.tokenize import get_sp
 
         ctx.catalog = CatalogEntry(tokenizer=tok)
-        sp = get_sp(str(models.tokenizer_path(ctx.lake.uri, tok)))
+        sp = get_sp(str(ctx.lake.tokenizer_path(tok)))
         specs = [(f"{r['pair_id']}|{a_variant}{b_variant}", r["lang_a"], ids_a, r["lang_b"], ids_b)
                  for r in raw
                  for a_variant, ids_a in word_variants(sp, r["word_a"], r["lang_a"])

@@ -199,16 +199,13 @@ class RunContext:
         return res
 
 
-def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
-    return pafs.FileSystem.from_uri(uri)
-
-
 def _intent_path(lake: Lake, run_id: str) -> str:
-    return f"{lake.uri}/_runs/{run_id}.json"
+    """The intent file's path in the lake's filesystem (:attr:`Lake.store`, the lake's storage options)."""
+    return f"{lake.store.root}/_runs/{run_id}.json"
 
 
 def read_intent(lake: Lake, run_id: str) -> dict[str, Any] | None:
-    fs, path = _fs(_intent_path(lake, run_id))
+    fs, path = lake.store.fs, _intent_path(lake, run_id)
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return None
     with fs.open_input_stream(path) as f:
@@ -216,7 +213,7 @@ def read_intent(lake: Lake, run_id: str) -> dict[str, Any] | None:
 
 
 def write_intent(lake: Lake, run_id: str, payload: Mapping[str, Any]) -> None:
-    fs, path = _fs(_intent_path(lake, run_id))
+    fs, path = lake.store.fs, _intent_path(lake, run_id)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     tmp = path + ".tmp"
     with fs.open_output_stream(tmp) as f:

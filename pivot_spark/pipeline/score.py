@@ -9,7 +9,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from pivot_spark import models
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.catalog import CatalogEntry, require_pivot_set, require_tokenizer
@@ -35,7 +34,7 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         if piv.num_rows == 0:
             raise ValueError(f"pivot set {label} is empty or absent from `pivots`")
         pivot_ids = piv["token_id"].to_numpy()
-        sp_file = ship_file(ctx.spark, str(models.tokenizer_path(ctx.lake.uri, tok)))
+        sp_file = ship_file(ctx.spark, str(ctx.lake.tokenizer_path(tok)))
         # the stop list travels like the tokenizer (cooccur ships it the same way)
         stop_file = ship_file(ctx.spark, cfg.cooccur.stop_list) if cfg.cooccur.stop_list else None
         docs = (ctx.read("doc_tokens").filter(F.col("tokenizer") == tok)
