@@ -5,6 +5,9 @@ nothing is fetched from a hub). The continuation of a prompt is found by tokeniz
 prompt + continuation and taking the tokens after their longest common prefix: SentencePiece turns the
 continuation's leading space into the ``▁`` of its first piece, so tokenizing the continuation on its own
 would give different ids than the model sees in context.
+
+A model trained by ``pivot-train`` (its folder holds ``pivot_train.json``) saw every document as ``[bos] ...
+[eos]``, so its prompts are encoded with BOS in front, also where its saved tokenizer predates saying so.
 """
 
 from __future__ import annotations
@@ -41,9 +44,16 @@ def load_model(model_dir: str | Path, *, device: str | None = None, dtype: str =
     else:
         torch_dtype = getattr(torch, dtype)
     tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    if (model_dir / "pivot_train.json").exists() and tok.bos_token_id is not None and not starts_with_bos(tok):
+        tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, add_bos_token=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch_dtype)
     model = model.to(torch.device(device)).eval()  # type: ignore[arg-type]  # transformers' decorated .to
     return model, tok, device
+
+
+def starts_with_bos(tok: Any) -> bool:
+    """Whether ``tok`` puts BOS in front of a text."""
+    return list(tok("a")["input_ids"][:1]) == [tok.bos_token_id]
 
 
 def fp32_logits(model: Any, ids: Any, mask: Any, pos: Any, keep: int) -> Any:

@@ -24,7 +24,8 @@ HELP_GROUPS = {
              "num_workers", "shuffle_block", "resident", "inject", "inject_repeats", "trace_data"),
     "model and optimisation": ("preset", "batch_size", "grad_accum", "max_steps", "max_tokens", "lr",
                                "min_lr_ratio", "warmup", "weight_decay", "grad_clip", "seed", "compile", "device"),
-    "output": ("out", "resume", "stop_at", "save_every", "keep", "eval_every", "eval_batches", "log_every"),
+    "output": ("out", "resume", "overwrite", "stop_at", "save_every", "keep", "eval_every", "eval_batches",
+               "log_every", "tensorboard"),
 }
 
 
@@ -62,6 +63,7 @@ class TrainSettings(BaseModel):
     eval_every: int = Field(200, description="eval loss every N steps (0: only at the end)")
     eval_batches: int = Field(8, description="batches of the held-out shard per evaluation")
     log_every: int = Field(10, description="metrics line every N steps")
+    tensorboard: bool = Field(True, description="also log the metrics for TensorBoard, in out/tensorboard")
 
     @field_validator("preset")
     @classmethod
@@ -102,6 +104,14 @@ class TrainConfig(TrainSettings):
     tokenizer: str | None = Field(None, description="SentencePiece model (default: the one the rows name)")
     seed: int = Field(1234, description="model init, data order and shuffle")
     resume: bool = Field(False, description="continue from the newest checkpoint in out")
+    overwrite: bool = Field(False, description="start afresh in an out folder that holds an earlier run: its "
+                                               "checkpoints, final model, metrics and logs are deleted first")
     stop_at: int | None = Field(None, description="checkpoint and exit after this step (time-limited jobs: "
                                                   "rerun with resume)")
     trace_data: str | None = Field(None, description="debug: folder where readers log the units and doc ids read")
+
+    @model_validator(mode="after")
+    def _resume_or_overwrite(self) -> TrainConfig:
+        if self.resume and self.overwrite:
+            raise ValueError("resume continues the run in out and overwrite deletes it: give one of them")
+        return self

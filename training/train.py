@@ -4,13 +4,16 @@
     pivot-train --config run.yaml lr=3e-4 seq_len=2048
     torchrun --nproc-per-node 8 -m training.train --lake s3://... --preset 350m --compile ...
 
-Settings: :class:`training.config.TrainConfig` (options, a ``--config`` YAML file, ``key=value`` arguments).
+Settings: :class:`training.config.TrainConfig` (options, a ``--config`` YAML file, ``key=value`` arguments, parsed
+by :mod:`training.cli` before this module and torch are imported). A run starts in an empty (or new) ``out``
+folder; one that holds an earlier run needs ``resume`` (continue it) or ``overwrite`` (delete its outputs first).
 Reads the table at a pinned version (recorded in every checkpoint and in ``final/pivot_train.json``), trains with
 AdamW + warmup/cosine, clips gradients, accumulates micro-batches, runs bf16 autocast (and optionally compiled
 decoder layers) on CUDA, and keeps DDP ranks in step (gloo on CPU, NCCL on GPU). Every step appends a JSON line to
 ``{out}/metrics.jsonl``; checkpoints land atomically in ``{out}/checkpoints``; ``resume`` continues from the
-newest one exactly: same batches, same losses. The final model and tokenizer go to ``{out}/final`` in transformers
-format.
+newest one exactly: same batches, same losses; with ``tensorboard`` the same numbers go to ``{out}/tensorboard``.
+The final model and tokenizer go to ``{out}/final`` in transformers format; the tokenizer encodes a document as
+the stream packs it (``[bos]`` first), so the evaluation scores what the model saw in training.
 """
 
 from __future__ import annotations
@@ -33,35 +36,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import typer
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from pivot_spark.typed_cli import add_command
 from training import checkpoint
-from training.config import HELP_GROUPS, TrainConfig
+from training.config import TrainConfig
 from training.data import PackedStream, TokenLoader, TrainSet, eval_batches, open_train_set
 from training.metrics import MetricsLog, peak_flops
 from training.model import build_model, flops_per_token, n_params
 from training.resident import ResidentLoader, common_eval_batches, injected_documents
-
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """The :class:`TrainConfig` of a ``pivot-train`` command line; usage errors exit 2, ``--help`` exits 0."""
-    got: list[TrainConfig] = []
-    cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    add_command(cli, TrainConfig, got.append, name="pivot-train", groups=HELP_GROUPS,
-                help="Pretrain a Llama-family model on one selection and arm of train_set (torchrun-compatible). "
-                     "Settings come from the options, a --config YAML file and key=value arguments (e.g. "
-                     "lr=3e-4).", version=True)
-    try:
-        cli(args=sys.argv[1:] if argv is None else argv, prog_name="pivot-train")
-    except SystemExit as e:  # the command line always ends with one
-        if got and e.code in (0, None):
-            return got[0]
-        raise
-    raise RuntimeError("pivot-train: the command line ended without settings")
 
 
 @dataclass
@@ -87,6 +71,46 @@ def setup_dist(device_arg: str) -> Dist:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     return Dist(rank, world, local, device)
+
+
+# What a run writes into its out folder (anything else there is left alone, also by ``overwrite``).
+RUN_OUTPUTS = ("checkpoints", "final", "ranks", "metrics.jsonl", "tensorboard")
+
+
+class OutDirError(Exception):
+    """The out folder holds an earlier run and the settings say neither resume nor overwrite."""
+
+
+def out_dir_problem(cfg: TrainConfig) -> str | None:
+    """Why ``cfg.out`` cannot take a new run (None: it can): a file, or a folder that is not empty while neither
+    ``resume`` nor ``overwrite`` is set (its checkpoints would be resumed by mistake later, its final model
+    replaced)."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder"
+    if cfg.resume or cfg.overwrite or not out.exists() or not any(out.iterdir()):
+        return None
+    return (f"--out {out} is not empty (an earlier run?): pass --resume to continue it, --overwrite to delete its "
+            "outputs and start afresh, or choose another --out")
+
+
+def prepare_out(cfg: TrainConfig, d: Dist) -> None:
+    """Check the out folder on every rank before any rank writes; with ``overwrite``, rank 0 deletes the earlier
+    run's outputs (:data:`RUN_OUTPUTS`)."""
+    problem = out_dir_problem(cfg)
+    if d.world > 1:
+        dist.barrier()  # every rank has looked before anyone writes
+    if problem:
+        raise OutDirError(problem)
+    if cfg.overwrite and d.main:
+        for name in RUN_OUTPUTS:
+            p = Path(cfg.out) / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    if d.world > 1:
+        dist.barrier()
 
 
 class CausalLMLoss(nn.Module):
@@ -190,6 +214,7 @@ def evaluate(model: nn.Module, batches: list[torch.Tensor], d: Dist) -> float | 
 
 def _train(cfg: TrainConfig) -> dict[str, Any]:
     d = setup_dist(cfg.device)
+    prepare_out(cfg, d)
     cuda = d.device.type == "cuda"
     if not cuda:
         torch.use_deterministic_algorithms(True)
@@ -239,7 +264,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     elif cfg.resume and d.main:
         print(f"pivot-train: no checkpoint in {ckpt_root}; starting from step 0", file=sys.stderr)
 
-    log = MetricsLog(out / "metrics.jsonl", enabled=d.main)
+    log = MetricsLog(out / "metrics.jsonl", enabled=d.main,
+                     tensorboard=out / "tensorboard" if cfg.tensorboard else None)
     fpt = flops_per_token(lm.config, cfg.seq_len)
     peak = peak_flops(d.device)
     if d.main:
@@ -298,6 +324,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if d.main and done:
         save_final(lm, ts, out / "final", summary)
         log.write("end", **summary)
+    log.close()
     if d.world > 1:
         dist.barrier()
     return summary
@@ -316,11 +343,12 @@ def write_rank_summary(out: Path, d: Dist, lm: nn.Module, summary: dict[str, Any
 
 
 def save_final(lm: Any, ts: TrainSet, path: Path, summary: dict[str, Any]) -> None:
-    """transformers format, tokenizer beside it, plus what it was trained on."""
+    """transformers format, tokenizer beside it, plus what it was trained on. The tokenizer starts every text with
+    BOS when the stream packs documents with one, as the model saw them in training."""
     from training.tokenizer import hf_tokenizer_for
 
     lm.save_pretrained(path)
-    hf_tokenizer_for(ts.tokenizer_model).save_pretrained(path)
+    hf_tokenizer_for(ts.tokenizer_model, bos=ts.bos_id >= 0).save_pretrained(path)
     # The SentencePiece model itself too: its content hash ties the model to the lake's tokenizer (logit lens).
     shutil.copyfile(ts.tokenizer_model, path / "tokenizer.model")
     (path / "pivot_train.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -336,18 +364,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def summary_line(summary: dict[str, Any], out: str) -> str:
+    """The run in one line, ending with the path to load: ``{out}/final`` when the run finished, else the
+    checkpoints to resume from."""
     ev = summary["eval_loss"]
+    done = summary["step"] >= summary["max_steps"]
+    where = (f"model in {Path(out) / 'final'}" if done else
+             f"stopped at step {summary['step']}; checkpoint in {Path(out) / 'checkpoints'} (rerun with --resume)")
     return (f"pivot-train: {summary['step']}/{summary['max_steps']} steps, {summary['tokens']:,} tokens, loss "
-            f"{summary['loss']:.4f}" + (f", eval loss {ev:.4f}" if ev is not None else "") + f" -> {Path(out)}")
+            f"{summary['loss']:.4f}" + (f", eval loss {ev:.4f}" if ev is not None else "") + f" -> {where}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    summary = train(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(summary_line(summary, cfg.out))
-    return 0
+if __name__ == "__main__":  # torchrun -m training.train ...
+    from training.cli import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -236,8 +236,9 @@ def vocab_pieces(sp_path: str) -> np.ndarray:
     return _PIECES[sp_path]
 
 
-def hf_tokenizer(sp_path: str | Path) -> Any:
-    """transformers' ``LlamaTokenizer`` for a model trained here, configured to give SentencePiece's ids.
+def hf_tokenizer(sp_path: str | Path, *, add_bos_token: bool = False) -> Any:
+    """transformers' ``LlamaTokenizer`` for a model trained here, configured to give SentencePiece's ids
+    (``add_bos_token``: with BOS in front, as the trainer packs documents).
 
     ``from_pretrained`` on a folder holding ``tokenizer.model`` converts the SentencePiece model (constructing
     ``LlamaTokenizer(vocab_file=...)`` directly does not: it yields an empty vocabulary in transformers 5).
@@ -251,4 +252,4 @@ def hf_tokenizer(sp_path: str | Path) -> Any:
     src = Path(sp_path).resolve()
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "tokenizer.model").symlink_to(src)
-        return LlamaTokenizer.from_pretrained(d, **HF_TOKENIZER_KWARGS)
+        return LlamaTokenizer.from_pretrained(d, **{**HF_TOKENIZER_KWARGS, "add_bos_token": add_bos_token})

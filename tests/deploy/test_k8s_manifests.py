@@ -410,8 +410,7 @@ def test_training_job_is_elastic_on_gpus_and_resumes_from_a_volume(overlay: str)
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_trainer_arguments_parse(overlay: str) -> None:
     """The container's arguments, with $(VAR) expanded as the kubelet does, are accepted by pivot-train."""
-    pytest.importorskip("torch", reason="training.train needs torch to import")
-    from training.train import parse_args
+    from training.cli import parse_args
 
     objs = render(overlay)
     job = one(objs, "PyTorchJob")

@@ -7,7 +7,7 @@ import pytest
 
 from experiment.recipe import TrainSpec
 from training.config import TrainConfig, TrainSettings
-from training.train import parse_args
+from training.cli import parse_args
 
 RUN = ["--lake", "/l", "--selection", "s", "--arm", "a", "--out", "o"]
 
