@@ -18,7 +18,7 @@ lock: setup
 # The main job end to end on the embedded default: local Spark, a local Delta lake, CPU training.
 demo: setup
 	$(BIN)/pivot-spark rebuild --config smoke --lake $(LAKE)
-	$(BIN)/pivot-train --lake $(LAKE) --selection main --arm pivot --preset tiny --max-steps 40 --out $(OUT)/pivot
+	$(BIN)/pivot-train --lake $(LAKE) --selection main --arm pivot --preset tiny --max-steps 40 --out $(OUT)/pivot --overwrite
 	$(BIN)/pivot-spark status --config smoke --lake $(LAKE)
 
 lint: setup
