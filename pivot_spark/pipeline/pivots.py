@@ -73,12 +73,14 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         content, stops = content_and_stops(sp_path, cfg.cooccur.stop_list)
         cooc = ctx.read("cooccurrence").filter((F.col("tokenizer") == tok) & (F.col("window") == pc_.window))
         stats = ctx.read("token_stats").filter(F.col("tokenizer") == tok)
-        n_docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).count()
-        docs_by_lang = {r["lang"]: int(r["count"]) for r in  # a row per language
-                        ctx.read("doc_lang").filter(F.col("lang").isNotNull()).groupBy("lang").count().collect()}
+        with ctx.describe("count documents, in all and per language"):
+            n_docs = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).count()
+            docs_by_lang = {r["lang"]: int(r["count"]) for r in  # a row per language
+                            ctx.read("doc_lang").filter(F.col("lang").isNotNull()).groupBy("lang").count().collect()}
         vocab = piece_table(vocab_pieces(sp_path).tolist(), content, stops, pc_.min_piece_chars)
-        res = spark_pivots(ctx.spark, cooc, stats, n_docs=n_docs, docs_by_lang=docs_by_lang, vocab=vocab, cfg=pc_,
-                           pivot_set=label, tokenizer=tok)
+        with ctx.describe("token filters, association, hub ranking"):
+            res = spark_pivots(ctx.spark, cooc, stats, n_docs=n_docs, docs_by_lang=docs_by_lang, vocab=vocab,
+                               cfg=pc_, pivot_set=label, tokenizer=tok)
         table = pa.Table.from_pandas(res.pivots, preserve_index=False)
         ctx.write_arrow(table, "pivots", mode="overwrite", predicate=f"pivot_set = '{label}'")
         top = res.pivots.head(20)
