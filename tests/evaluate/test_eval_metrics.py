@@ -163,3 +163,32 @@ def test_own_pair_doc_counts_match_whole_token_sequences():
     assert counts == {"p": 1, "q": 2, "r": 0}
     # a sequence does not match across two documents' boundary
     assert own_pair_doc_counts([np.array([7, 2]), np.array([3, 7])], {"x": ([2, 3], [7])}) == {"x": 0}
+
+
+def test_indomain_set_rule_and_frozen_hash(tmp_path):
+    from evaluation.dataset import Item
+    from evaluation.itemsets import build_indomain, check_frozen, own_language_frequencies, write_frozen
+
+    langs = ["en", "fr"]
+    items = [Item(f"w{i}.n", i, "n", {"en": f"e{i}", "fr": f"f{i}"}, {"fr": [f"f{i}", f"alt{i}"]}, {},
+                  {"en": [f"de{i}"], "fr": [f"df{i}"]}) for i in range(6)]
+    docs = [("en", "e0 e1 e2 de0 de1 de2 de3 de4 de5 e3 e4"), ("en", "e0 e1 de0 de2 e2"), ("fr", "f0 f1 f2 df0 alt0"),
+            ("fr", "f0 f1 df1 df2 df3 df4 df5 f3"), ("de", "e5 f5")]
+    vocab = {lang: {w for it in items for w in [it.words[lang], *it.distractors[lang]]} | {"alt0"} for lang in langs}
+    freq = own_language_frequencies(docs, vocab)
+    assert freq["en"]["e0"] == 2 and freq["fr"]["alt0"] == 1 and "e5" not in freq["en"]  # own language only
+    chosen, detail = build_indomain(items, freq, langs, size=2, min_docs=1, seed=0, n_distractors=2)
+    assert [it.id for it in chosen] == ["w0.n", "w1.n"]  # rarest word most frequent; ties by data set order
+    for it in chosen:
+        for lang in langs:
+            ds = it.distractors[lang]
+            assert len(ds) == 2 and not set(ds) & {it.words[lang], *it.alternatives.get(lang, [])}
+            assert all(freq[lang][w] > 0 for w in ds)
+    assert detail["w0.n"]["freq"] == {"en": 2, "fr": 2}
+    with pytest.raises(ValueError, match="candidates"):
+        build_indomain(items, freq, langs, size=2, min_docs=1, seed=0, n_distractors=20)
+    m = write_frozen(tmp_path / "set", chosen, detail, {"lake": "l"})
+    assert m["ids"] == ["w0.n", "w1.n"] and check_frozen(tmp_path / "set").name == "indomain-items.jsonl"
+    (tmp_path / "set" / "indomain-items.jsonl").write_text("changed\n")
+    with pytest.raises(ValueError, match="changed after it was frozen"):
+        check_frozen(tmp_path / "set")
