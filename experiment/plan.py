@@ -204,12 +204,6 @@ def comparisons(r: Recipe) -> list[tuple[str, list[tuple[str, list[str]]], str]]
     return out
 
 
-def subset_result(result: dict[str, Any], subset: set[str]) -> dict[str, Any]:
-    """A clwtd.json restricted to ``subset`` items (compare reads only ``items``), for the subset comparisons."""
-    items = {d: {i: v for i, v in per.items() if i in subset} for d, per in result["items"].items()}
-    return {"items": items, "model": result.get("model"), "subset_of": result.get("dataset")}
-
-
 def first_item_ids(items_file: Path, n: int | None) -> set[str]:
     """Ids of the first ``n`` items of a data set (all with None): what ``max_items=n`` evaluates. Only the
     lens items' word pairs are counted by pair-cooccur (all 2,000 items' pairs over the corpus cost minutes)."""

@@ -13,7 +13,6 @@ from experiment.plan import (
     comparisons,
     data_key,
     model_runs,
-    subset_result,
     train_config,
     variants,
     windows_needed,
@@ -126,11 +125,6 @@ def test_data_key_changes_with_the_data_side_only():
     r = recipe()
     assert data_key(r) == data_key(recipe(train={"max_steps": 99}))
     assert data_key(r) != data_key(recipe(selection={"token_budget": 7}))
-
-
-def test_subset_result_keeps_only_subset_items():
-    res = {"items": {"en->fr": {"a": 0.1, "b": 0.2}, "fr->en": {"b": 0.3}}, "dataset": "d"}
-    assert subset_result(res, {"b"})["items"] == {"en->fr": {"b": 0.2}, "fr->en": {"b": 0.3}}
 
 
 def test_results_markdown_renders_numbers_and_missing_values():
