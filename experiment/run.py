@@ -339,7 +339,7 @@ class Experiment:
         todo: list[tuple[str, Job]] = []
         if run.variant == CONTROL:
             assert control is not None and self.r.control is not None
-            if not (mdir / "final").exists() and not have["clwtd"]:
+            if not (mdir / "final" / "pivot_train.json").exists() and not have["clwtd"]:
                 todo.append(("train", TrainJob(config=train_config(self.r, run, self.lake, mdir,
                                                                    control["glossary"]))))
             if not have["clwtd"]:
@@ -348,7 +348,8 @@ class Experiment:
                     self.r, mdir / "final", dataset, None, edir / "clwtd", sets,
                     max_items=self.r.control.items or 0))))
             return todo
-        if not (mdir / "final").exists() and not (have["clwtd"] and have["clwtd-indomain"] and have["lens"]):
+        trained = (mdir / "final" / "pivot_train.json").exists()  # written last: a complete final/
+        if not trained and not (have["clwtd"] and have["clwtd-indomain"] and have["lens"]):
             todo.append(("train", TrainJob(config=train_config(self.r, run, self.lake, mdir))))
         if not have["clwtd"]:
             todo.append(("clwtd", ClwtdJob(config=clwtd_config(self.r, mdir / "final", dataset, subset,
