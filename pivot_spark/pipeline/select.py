@@ -125,18 +125,24 @@ def select_arms(
     chosen: dict[str, Column] = {}
 
     first = []  # independent walks go together
+    pivot_budget = int(round(token_budget * (1.0 - pivot_random_share)))
     if "random" in arms:
         first.append(WalkSpec(None, "pos_random", token_budget))
     if wants_pivot:
-        first.append(WalkSpec(None, "pos_pivot", int(round(token_budget * (1.0 - pivot_random_share)))))
+        first.append(WalkSpec(None, "pos_pivot", pivot_budget))
     done = walker.run(first)
     if "random" in arms:
         chosen["random"] = done.pop(0)[0]
     if wants_pivot:
         pivot_first, tokens = done.pop(0)
-        chosen["pivot"] = pivot_first | walker.top_up(pivot_first, token_budget - tokens)
+        # with the whole budget, the pivot walk left behind only documents larger than what was left then, so
+        # larger than what is left now: the top-up of the reference takes nothing
+        top_up = walker.top_up(pivot_first, token_budget - tokens) if pivot_budget < token_budget else None
+        chosen["pivot"] = pivot_first if top_up is None else pivot_first | top_up
     if "langmatch" in arms:
         mix = mix_table(walker.per_lang({"pivot": chosen["pivot"]})["pivot"])
+        if mix.empty:
+            raise ValueError("the langmatch arm needs reference_lang_mix (language -> token share)")
         quotas = lang_quotas(token_budget, dict(zip(mix["lang"], mix["token_share"], strict=True)))
         parts = walker.run([WalkSpec(F.col("lang") == lang, "pos_random", quota) for lang, quota in quotas.items()])
         matched = _any([sel for sel, _ in parts])
