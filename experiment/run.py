@@ -387,8 +387,11 @@ class Experiment:
 
     # --- report
     def report(self) -> dict[str, Any]:
+        """Every comparison of every scope in one worker process (one interpreter start for all), then
+        ``results/``."""
         cmp_dir = self.path("compare")
-        reports: dict[str, Any] = {}
+        todo: list[tuple[str, str, Path, list[str]]] = []
+        jobs: list[Job] = []
         for scope, (folder, noncopy) in SCOPES.items():
             for name, arms, ref in comparisons(self.r):
                 found = [[(n, self.path("evals", n, folder, "clwtd.json")) for n in names] for _, names in arms]
@@ -400,11 +403,16 @@ class Experiment:
                 if missing:
                     self.step(f"compare {name} ({scope}): without {', '.join(missing)} (not evaluated)")
                 out = cmp_dir / scope / f"{name}.md"
-                cfg = CompareConfig(runs=[[str(p) for p in g] for g in groups], names=[a for a, _ in arms],
-                                    reference=ref, out=out, n_boot=self.r.n_boot, exclude_copyable=noncopy)
-                self.run_jobs([CompareJob(config=cfg)], f"compare {name} ({scope})", cmp_dir / "compare.log")
-                reports.setdefault(scope, {})[name] = {**json.loads(out.with_suffix(".json").read_text()),
-                                                       "missing_runs": missing}
+                jobs.append(CompareJob(config=CompareConfig(
+                    runs=[[str(p) for p in g] for g in groups], names=[a for a, _ in arms], reference=ref, out=out,
+                    n_boot=self.r.n_boot, exclude_copyable=noncopy)))
+                todo.append((scope, name, out, missing))
+        if jobs:
+            self.run_jobs(jobs, f"compare: {len(jobs)} comparisons", cmp_dir / "compare.log")
+        reports: dict[str, Any] = {}
+        for scope, name, out, missing in todo:
+            reports.setdefault(scope, {})[name] = {**json.loads(out.with_suffix(".json").read_text()),
+                                                   "missing_runs": missing}
         return self.write_results(reports)
 
     def write_results(self, comparisons: dict[str, Any]) -> dict[str, Any]:
