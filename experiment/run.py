@@ -306,6 +306,8 @@ class Experiment:
         if subset is not None and not (ids_in(subset) & first_item_ids(dataset, self.r.eval.max_items)):
             self.step(f"none of the evaluated items is in {subset}: no corpus-subset scores")
             subset = None
+        if self.indomain_file() is None:
+            self.step("no in-domain set with more items than a prompt's shots: no in-domain scores")
         control = self.control_files(dataset) if self.r.control is not None else None
         t_start, took = time.perf_counter(), [0.0]
         for k, run in enumerate(runs, 1):
