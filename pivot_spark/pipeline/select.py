@@ -57,9 +57,11 @@ def select(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         ctx.catalog = CatalogEntry(tokenizer=tok, pivot_set=label)
         docs = (ctx.read("doc_pivot", partition_filters=[("pivot_set", "=", label)])
                 .filter(F.col("n_tokens") >= sc.min_tokens).select(*META_COLUMNS))
-        chosen = select_arms(docs, sc.arms, token_budget=sc.token_budget, seed=sc.seed,
-                             pivot_random_share=sc.pivot_random_share, n_shards=sc.n_shards,
-                             driver_rows=sc.driver_rows, empty_hint=f"for pivot set {label}: run `pivot-spark score`")
+        with ctx.describe("order documents, fill each arm's budget, assign shards"):
+            chosen = select_arms(docs, sc.arms, token_budget=sc.token_budget, seed=sc.seed,
+                                 pivot_random_share=sc.pivot_random_share, n_shards=sc.n_shards,
+                                 driver_rows=sc.driver_rows,
+                                 empty_hint=f"for pivot set {label}: run `pivot-spark score`")
         toks = ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).select("doc_id", "token_ids", "n_tokens")
         lang = ctx.read("doc_pivot", partition_filters=[("pivot_set", "=", label)]).select("doc_id", "lang")
         out = (chosen.picks.join(toks, "doc_id").join(lang, "doc_id", "left")
