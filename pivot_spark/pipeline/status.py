@@ -87,17 +87,18 @@ def print_status(cfg: PivotConfig, *, n_runs: int = 10, as_json: bool = False,
             t.add_row(name, str(info["version"]), f"{info['rows']:,}", str(info["files"]), parts)
     con.print(t)
     if status["runs"]:
-        widest = max(len(r["run_id"]) for r in status["runs"])
         r = Table(title="last runs")
-        r.add_column("finished", overflow="fold")
-        r.add_column("job", overflow="fold")
-        r.add_column("run_id", overflow="fold", min_width=widest)  # whole, folded only when it must be
+        r.add_column("finished (UTC)", overflow="fold")
+        # whole, folded only when it must be; derived run ids start with their job's name, other ids name it
+        r.add_column("run", overflow="fold", no_wrap=True)
         r.add_column("status", overflow="fold")
         r.add_column("outputs / error", overflow="fold")
         for run in status["runs"]:
             detail = (run["message"] or "") if run["status"] == "failed" else \
                 ", ".join(f"{k}@v{v}" for k, v in run["outputs"].items())
-            r.add_row((run["finished"] or "")[:16].replace("T", " "), run["job"], run["run_id"], run["status"],
+            name = run["run_id"] if run["run_id"].startswith(f"{run['job']}-") else \
+                f"{run['run_id']}\n({run['job']})"
+            r.add_row((run["finished"] or "")[:16].replace("T", " "), Text(name), run["status"],
                       Text(detail.splitlines()[0] if detail else ""))
         con.print(r)
     elif not any(info["version"] is not None for info in status["tables"].values()):

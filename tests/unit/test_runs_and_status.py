@@ -190,7 +190,9 @@ def test_status_never_cuts_run_ids_in_80_columns(tmp_path):
     con = Console(width=80, record=True, file=io.StringIO())
     print_status(_cfg(lake), console=con)
     text = con.export_text()
-    assert "…" not in text
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert all(line.endswith(("│", "┃", "┓", "┩", "┘", "┐", "┤", "┫")) for line in text.splitlines()
+               if line.startswith(("│", "┃", "┏", "┡", "└", "┌")))  # no column cut off at the edge
     joined = re.sub(r"[│┃\s]", "", text)  # folded cells joined back
     for run_id in ids:
         assert run_id in joined
