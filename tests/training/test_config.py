@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from experiment.recipe import TrainSpec
-from training.config import TrainConfig, TrainSettings
 from training.cli import parse_args
+from training.config import TrainConfig, TrainSettings
 
 RUN = ["--lake", "/l", "--selection", "s", "--arm", "a", "--out", "o"]
 

@@ -12,8 +12,8 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from training.metrics import read_metrics
 from training.cli import main
+from training.metrics import read_metrics
 
 COMMON = ["--selection", "demo", "--arm", "pivot", "--preset", "tiny", "--seq-len", "64", "--batch-size", "4",
           "--lr", "3e-3", "--warmup", "5", "--log-every", "1", "--device", "cpu"]
