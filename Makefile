@@ -5,7 +5,7 @@ LAKE ?= lake-demo
 OUT ?= out/demo
 PYTEST_SELECT ?= not slow and not cluster and not gpu and not network
 
-.PHONY: setup demo test test-all lint typecheck unit spark bench clean lock
+.PHONY: setup demo test test-all lint typecheck unit s3 spark bench clean lock
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -34,6 +34,10 @@ test: setup lint typecheck
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit -q
+
+# The lake and the input on S3 (moto's server on 127.0.0.1): commits, the whole chain, the nightly schedule.
+s3: setup
+	$(BIN)/python -m pytest -m s3 -q --durations=5 tests/s3 tests/spark/test_ingest_s3.py
 
 clean:
 	rm -rf lake-demo lake-smoke out .pytest_cache .mypy_cache .ruff_cache

@@ -130,8 +130,11 @@ def build_session(cfg: PivotConfig) -> SparkSession:
     events = event_log_dir(cfg)
     if events is not None and (jar := missing_connector(events)) is not None:
         # pip's pyspark has no S3A: the jobs still run (the lake is read and written through pyarrow and delta-rs)
+        from pivot_spark.io.fs import redact_uri
+
         log.warning("Spark event logs off: %s needs the %s jar, which this Spark lacks (the Spark image has it); "
-                    "set spark.event_log_dir to a place it can write, or spark.event_log=false", events, jar)
+                    "set spark.event_log_dir to a place it can write, or spark.event_log=false", redact_uri(events),
+                    jar)
         events = None
     if events is not None:
         ensure_event_log_dir(events, cfg.lake.storage_options)

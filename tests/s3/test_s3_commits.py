@@ -1,5 +1,5 @@
 """Commits to a lake on S3: two processes that append to one Delta table at the same moment both land (delta-rs
-writes commit files with S3 conditional writes), and the option that asks for them is the default of S3 lakes.
+writes commit files with S3 conditional writes), and on a store without conditional writes they would not.
 
 The S3 endpoint is moto on 127.0.0.1 (tests/support/s3.py), holding each commit write until the other writer's
 write of the same version arrives, so the two writers collide at the store in every round.
@@ -8,7 +8,6 @@ write of the same version arrives, so the two writers collide at the store in ev
 from __future__ import annotations
 
 import multiprocessing
-import os
 import uuid
 from typing import Any
 
@@ -16,7 +15,6 @@ import pyarrow as pa
 import pytest
 
 from pivot_spark.lake import FileEntry, Lake
-from pivot_spark.lake.core import commit_options
 from pivot_spark.lake.spark import make_file_writer
 from pivot_spark.schemas import QUARANTINE
 from tests.support.s3 import S3Server
@@ -101,17 +99,3 @@ def test_a_store_that_ignores_conditional_writes_loses_commits():
         assert not all(lake.committed("quarantine", _app_id(w, r, how))
                        for w in range(WRITERS) for r in range(ROUNDS) for how in HOW)
 
-
-def test_s3_lakes_commit_with_conditional_writes_unless_told_otherwise(monkeypatch):
-    monkeypatch.delenv("AWS_CONDITIONAL_PUT", raising=False)
-    assert Lake("s3://bucket/lake").storage_options == {"AWS_CONDITIONAL_PUT": "etag"}
-    assert Lake("s3a://bucket/lake", {"AWS_REGION": "eu-west-1"}).storage_options == {
-        "AWS_REGION": "eu-west-1", "AWS_CONDITIONAL_PUT": "etag"}
-    # what the user sets stands, under any name delta-rs takes for it
-    assert commit_options("s3://b/l", {"conditional_put": "etag"}) == {"conditional_put": "etag"}
-    assert commit_options("s3://b/l", {"aws_conditional_put": "disabled"}) == {"aws_conditional_put": "disabled"}
-    # other stores commit atomically without it
-    assert Lake("gs://bucket/lake").storage_options == {}
-    assert Lake(os.path.join(os.sep, "tmp", "lake")).storage_options == {}
-    monkeypatch.setenv("AWS_CONDITIONAL_PUT", "etag")
-    assert Lake("s3://bucket/lake").storage_options == {}  # the environment says it already

@@ -14,7 +14,7 @@ from pivot_spark.io.fs import list_files, location
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.ingest import ingest
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.s3]
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 SECRET = "s3cr3t-never-printed"

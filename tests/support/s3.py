@@ -19,6 +19,7 @@ moto keeps its buckets per process, so servers of one test process share them: g
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import Counter
@@ -48,6 +49,7 @@ class S3Server:
     commits: list[CommitWrite] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
         self._app = DomainDispatcherApplication(create_backend_app)
         self._one_at_a_time = threading.Lock()
         self._arrivals: Counter[str] = Counter()
