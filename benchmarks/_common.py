@@ -153,7 +153,7 @@ def describe_subset(info: dict[str, Any]) -> str:
 
 
 def bench_config(lake: Path, master: str, *overrides: str, ui: bool = False) -> PivotConfig:
-    """The ``local`` preset (this machine's settings) on a scratch lake and an explicit master."""
+    """The ``local`` preset (a 2-core, 24 GiB workstation) on a scratch lake and an explicit master."""
     conf = {"spark.ui.showConsoleProgress": "false", **({"spark.ui.enabled": "true"} if ui else {})}
     extra = [f"lake.uri={lake}", f"spark.master={master}", "lake.backend=bridge", f"spark.conf={json.dumps(conf)}"]
     return load_config("local", [*extra, *overrides])
