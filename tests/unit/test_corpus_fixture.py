@@ -13,7 +13,7 @@ import zstandard
 from pivot_spark.config import FIXTURE_CORPUS
 from pivot_spark.corpus.build import MANIFEST, write_jsonl_zst
 from pivot_spark.corpus.debian import LICENSES
-from pivot_spark.corpus.fixture import FIXTURE_LANGS, build_fixture
+from tests.support.fixture_corpus import FIXTURE_LANGS, build_fixture
 
 FIELDS = {"id", "text", "source", "uri", "lang_hint", "align_group", "package", "package_version", "title"}
 

@@ -161,7 +161,7 @@ def notice_text(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
         "# Fixture corpus: sources and licenses",
         "",
         "A deterministic sample of the translated Debian documentation corpus (`pivot-spark corpus`), selected by",
-        "`pivot_spark.corpus.fixture.build_fixture` from a full build made on "
+        "`tests.support.fixture_corpus.build_fixture` from a full build made on "
         f"{manifest.get('built_at', '?')[:10]}: complete aligned groups (the same page in up to "
         f"{len(FIXTURE_LANGS)} languages: {', '.join(FIXTURE_LANGS)}), balanced over sources, plus a few unaligned "
         "fortune chunks. Every record keeps its `id`, `source`, `uri` (path inside the package), `lang_hint`, "
