@@ -28,6 +28,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 UNDETERMINED = "und"
+# ISO 639-2 "no linguistic content": the span language of code, commands, markup and tables (steps/codelines.py)
+NO_LINGUISTIC_CONTENT = "zxx"
 
 _FASTTEXT_LABEL_PREFIX = "__label__"
 # Wikipedia edition codes (fastText labels) whose ISO reading would be wrong.

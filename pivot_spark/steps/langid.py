@@ -18,14 +18,19 @@ fast: ``model.predict`` takes a list and loops in C++):
    paragraphs outvote headings and command lines. ``lang`` is its argmax and ``lang_score`` its mass (low for
    mixed or doubtful documents: consumers threshold it, nothing is dropped here). A document is ``und`` only
    when no unit has a letter (empty, blank, only digits, punctuation or emoji).
-4. Unreliable units (short lines, command lines, numbers, low scores) take the language of the previous reliable
-   unit, or of the next one at the start of the text, or the document language when there is none.
-5. Adjacent units of the same language merge into one span. Spans tile the text: each starts where the previous
+4. Lines without linguistic content (code, commands, markup, tables, headings in capitals, lines without letters:
+   :func:`pivot_spark.steps.codelines.code_line_mask`) are labelled ``zxx`` (ISO 639: no linguistic content),
+   whatever fastText says, with score 1. The document distribution of step 3 still counts them as fastText reads
+   them, so the language of a page, and everything chosen by it (the tokenizer's training sample), does not
+   depend on the code detector.
+5. Other unreliable units (short lines, low scores) take the language of the previous reliable unit that is not
+   code, or of the next one at the start of the text, or the document language when there is none.
+6. Adjacent units of the same language merge into one span. Spans tile the text: each starts where the previous
    span's last unit ends (so the newline and indentation before a line belong to that line's span, as does the
    word-initial ``▁`` of its first token) and the last ends at ``len(text)``. Offsets are Python ``str``
    indices into the original text. A span's score is the character-weighted mean of its units' probability for
    the span's language.
-6. fastText has one ``zh`` label for both scripts; spans labelled ``zh`` are split into ``zh`` (Simplified) and
+7. fastText has one ``zh`` label for both scripts; spans labelled ``zh`` are split into ``zh`` (Simplified) and
    ``zh-Hant`` by converting them with OpenCC ``t2s``: a text in which at least ``_HANT_MIN_CHANGED`` of the
    Han characters change is Traditional. The document's ``zh`` follows the script of most of its Chinese text.
 """
@@ -45,7 +50,8 @@ import numpy as np
 
 from pivot_spark.config import LangIdConfig
 from pivot_spark.models import bundled_lid_model, file_hash
-from pivot_spark.steps.langcodes import UNDETERMINED, normalize_lang
+from pivot_spark.steps.codelines import code_line_mask
+from pivot_spark.steps.langcodes import NO_LINGUISTIC_CONTENT, UNDETERMINED, normalize_lang
 
 _HANT_MIN_CHANGED = 0.05
 _LINE_UNIT = re.compile(r"\S(?:[^\n]*\S)?")
@@ -133,9 +139,10 @@ def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | No
     """
     model = model or get_lid_model(cfg.model_path)
     all_units = [text_units(t, cfg.span_unit) for t in texts]
-    inputs = [_fasttext_input(t[s:e]) for t, units in zip(texts, all_units, strict=True) for s, e in units]
+    raw = [t[s:e] for t, units in zip(texts, all_units, strict=True) for s, e in units]
+    inputs = [_fasttext_input(x) for x in raw]
     labels, probs = _predict(model, inputs, cfg.top_k)
-    u = _UnitTable.build(all_units, inputs, labels, probs, cfg)
+    u = _UnitTable.build(all_units, inputs, labels, probs, code_line_mask(raw), cfg)
     return [_document(text, u, d, cfg) for d, text in enumerate(texts)]
 
 
@@ -158,7 +165,7 @@ def _predict(model: LidModel, inputs: list[str], k: int) -> tuple[list[list[str]
 class _UnitTable:
     """What :func:`_document` needs of every unit of a batch, as numpy columns (N units, D documents)."""
 
-    codes: list[str]  # code index -> language code; codes[0] is ``und``
+    codes: list[str]  # code index -> language code; codes[0] is ``und``, codes[1] ``zxx``
     first: np.ndarray  # (D+1,) units of document d are first[d]:first[d+1]
     end: np.ndarray  # (N,) end offset of each unit
     lang: np.ndarray  # (N,) code index of each unit's final language
@@ -169,11 +176,11 @@ class _UnitTable:
 
     @classmethod
     def build(cls, all_units: list[list[tuple[int, int]]], inputs: list[str], labels: list[list[str]],
-              probs: list[np.ndarray], cfg: LangIdConfig) -> _UnitTable:
+              probs: list[np.ndarray], code: np.ndarray, cfg: LangIdConfig) -> _UnitTable:
         n_docs, n = len(all_units), len(inputs)
         first = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum([len(x) for x in all_units], out=first[1:])
-        codes = [UNDETERMINED]
+        codes = [UNDETERMINED, NO_LINGUISTIC_CONTENT]
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
             return cls(codes, first, empty, empty, empty, empty.astype(bool), np.zeros(0), np.zeros((n_docs, 1)))
@@ -194,19 +201,22 @@ class _UnitTable:
         doc_agg /= np.where(total > 0, total, 1.0)[:, None]
         doc_guess = np.where(total > 0, doc_agg.argmax(axis=1), 0)
 
-        # unreliable units: previous reliable unit of the same document, else the next one, else the document's
+        # code units are zxx; other unreliable units take the previous reliable natural-language unit of the same
+        # document, else the next one, else the document's language
+        anchor = reliable & ~code
         idx = np.arange(n)
-        prev = np.maximum.accumulate(np.where(reliable, idx, -1))
-        nxt = np.minimum.accumulate(np.where(reliable, idx, n)[::-1])[::-1]
+        prev = np.maximum.accumulate(np.where(anchor, idx, -1))
+        nxt = np.minimum.accumulate(np.where(anchor, idx, n)[::-1])[::-1]
         prev_c, next_c = np.clip(prev, 0, n - 1), np.clip(nxt, 0, n - 1)
-        lang = np.where(reliable, lab[:, 0],
+        lang = np.where(anchor, lab[:, 0],
                         np.where((prev >= 0) & (doc[prev_c] == doc), lab[prev_c, 0],
                                  np.where((nxt < n) & (doc[next_c] == doc), lab[next_c, 0], doc_guess[doc])))
+        lang = np.where(code, 1, lang)
 
         group_start = np.ones(n, dtype=bool)
         group_start[1:] = (lang[1:] != lang[:-1]) | (doc[1:] != doc[:-1])
         group = np.cumsum(group_start) - 1
-        p_lang = (prob * (lab == lang[:, None])).sum(axis=1)
+        p_lang = np.where(code, 1.0, (prob * (lab == lang[:, None])).sum(axis=1))
         span_score = np.bincount(group, weights=w * p_lang) / np.bincount(group, weights=w)
         return cls(codes, first, end, lang, group, group_start, span_score, doc_agg)
 

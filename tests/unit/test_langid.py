@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from pivot_spark.config import REPO_ROOT, LangIdConfig
 from pivot_spark.corpus.udhr import udhr_labelled
+from pivot_spark.steps import langid
 from pivot_spark.steps.langcodes import normalize_lang
 from pivot_spark.steps.langid import get_lid_model, identify, identify_batch, text_units
 
@@ -68,10 +70,10 @@ def test_document_accuracy_on_udhr(udhr: list[tuple[str, str]], unit: str) -> No
     assert right[worst] / total[worst] >= 0.8, f"{worst}: {right[worst]}/{total[worst]}"
 
 
-def test_code_switched_man_page_has_french_and_english_spans() -> None:
+def test_code_switched_man_page_has_french_english_and_code_spans() -> None:
     doc = identify(MAN_PAGE_FR_EN, LangIdConfig())
     assert doc.lang == "fr"
-    assert {s.lang for s in doc.spans} == {"fr", "en"}
+    assert {s.lang for s in doc.spans} == {"fr", "en", "zxx"}
     assert [code for code, _ in doc.top_langs[:2]] == ["fr", "en"]
 
     def lang_at(phrase: str) -> str:
@@ -81,8 +83,27 @@ def test_code_switched_man_page_has_french_and_english_spans() -> None:
     assert lang_at("Afficher les informations") == "fr"
     assert lang_at("ne pas ignorer") == "fr"
     assert lang_at("The following command") == "en"
-    assert lang_at("ls -lat /usr/share/doc") == "en"  # a command line inherits its neighbours' language
     assert lang_at("Note that when standard output") == "en"
+    # headings in capitals, the synopsis, option lines and command lines have no language
+    for code in ("SYNOPSIS", "ls [OPTION]... [FICHIER]...", "-a, --all", "ls -lat /usr/share/doc", "EXEMPLES"):
+        assert lang_at(code) == "zxx", code
+    assert all(s.score == 1.0 for s in doc.spans if s.lang == "zxx")
+
+
+def test_code_lines_do_not_change_the_document_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code lines are zxx spans, but the page's language and distribution are what fastText reads from all of
+    its reliable lines, as without the code detector (the tokenizer's sample is drawn by them)."""
+    texts = [MAN_PAGE_FR_EN,
+             "Cette fonction renvoie la longueur de la chaîne donnée en argument.\n"
+             "size_t strlen(const char *s);\n"
+             "Elle ne compte pas l'octet nul final de la chaîne de caractères.\n"]
+    with_code = identify_batch(texts, LangIdConfig())
+    assert [s.lang for s in with_code[1].spans] == ["fr", "zxx", "fr"]
+    monkeypatch.setattr(langid, "code_line_mask", lambda lines: np.zeros(len(lines), dtype=bool))
+    without = identify_batch(texts, LangIdConfig())
+    assert [s.lang for s in without[1].spans] == ["fr"]
+    for a, b in zip(with_code, without, strict=True):
+        assert (a.lang, a.lang_score, a.top_langs) == (b.lang, b.lang_score, b.top_langs)
 
 
 def test_spans_tile_the_text_and_adjacent_spans_differ() -> None:
@@ -96,10 +117,15 @@ def test_spans_tile_the_text_and_adjacent_spans_differ() -> None:
 
 
 def test_short_lines_inherit_and_merge() -> None:
-    text = ("Ce programme affiche la liste des fichiers du répertoire courant.\n-l\n42\n"
+    text = ("Ce programme affiche la liste des fichiers du répertoire courant.\nVoir aussi\nNote\n"
             "Il accepte de nombreuses options, décrites ci-dessous en détail.\n")
     doc = identify(text, LangIdConfig())
     assert [(s.start, s.end, s.lang) for s in doc.spans] == [(0, len(text), "fr")]
+    # an option and a number have no language: a zxx span between the French ones
+    text = text.replace("Voir aussi\nNote", "-l\n42")
+    spans = identify(text, LangIdConfig()).spans
+    assert [(text[s.start:s.end].strip(), s.lang) for s in spans][1] == ("-l\n42", "zxx")
+    assert [s.lang for s in spans] == ["fr", "zxx", "fr"]
 
 
 def test_traditional_and_simplified_chinese() -> None:
@@ -115,7 +141,7 @@ def test_traditional_and_simplified_chinese() -> None:
 def test_texts_without_letters_are_undetermined(text: str) -> None:
     doc = identify(text, LangIdConfig())
     assert doc.lang == "und" and doc.lang_score == 0.0 and doc.top_langs == []
-    assert all(s.lang == "und" for s in doc.spans)
+    assert all(s.lang == "zxx" for s in doc.spans)  # lines without letters have no linguistic content
 
 
 def test_odd_text_never_raises_and_keeps_offsets() -> None:
