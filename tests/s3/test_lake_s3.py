@@ -78,7 +78,7 @@ class Sandbox:
 
     def run(self, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(args, cwd=self.dirs["cwd"], env=self.env(**env), capture_output=True, text=True,
-                              timeout=900)
+                              timeout=600)
 
     def left(self) -> dict[str, list[str]]:
         """Files left in the working, home and temporary folders (Spark's local folder is its own)."""

@@ -124,8 +124,8 @@ def test_the_nightly_rebuild_of_the_prod_overlay_runs_end_to_end(tmp_path):
                "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
         cmd = [str(BIN / "spark-submit"), "--master", "local[2]",
                *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")], str(entry), *args, BUDGET]
-        run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+        run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=850)
+        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
 
         lake = Lake(config["lake"]["uri"], {**config["lake"]["storage_options"], **options})
         runs = lake.read_arrow("runs").to_pylist()
