@@ -122,12 +122,13 @@ def train_config(r: Recipe, run: ModelRun, lake: str, out: Path, glossary: Path 
 
 
 def clwtd_config(r: Recipe, model: Path, dataset: Path, subset: Path | None, out: Path,
-                 item_sets: dict[str, Path] | None = None, max_items: int | None = None) -> ClwtdConfig:
+                 item_sets: dict[str, Path] | None = None, max_items: int | None = None,
+                 directions: list[str] | None = None) -> ClwtdConfig:
     """CLWTD of one model on ``dataset``: the first ``max_items`` items (None: the recipe's ``eval.max_items``;
-    0: all)."""
+    0: all), in ``directions`` (default: all among the recipe's languages)."""
     e = r.eval
     return ClwtdConfig(model=model, dataset=dataset, out=out, langs=langs(r), batch_size=e.batch_size,
-                       dtype=e.dtype, items_subset=subset, item_sets=item_sets or {},
+                       dtype=e.dtype, items_subset=subset, item_sets=item_sets or {}, directions=directions,
                        max_items=(e.max_items if max_items is None else max_items) or None)
 
 

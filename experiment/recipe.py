@@ -76,6 +76,8 @@ class ControlSpec(_Spec):
     arm: str = Field("random", description="arm of the main selection the control models train on")
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3])
     items: int | None = Field(None, description="the first N items of the data set take part (default: all)")
+    directions: list[str] | None = Field(None, description="directions scored, e.g. [en->fr, ja->zh] (default: all "
+                                                           "among eval.langs; the glossary has every ordered pair)")
     repeats: int = Field(4, description="copies of each glossary document per epoch of the training stream")
     pairs_per_document: int = Field(6, description="glossary lines per injected document")
     max_steps: int | None = Field(None, description="training steps of a control model (default: train.max_steps)")

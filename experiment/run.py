@@ -348,7 +348,7 @@ class Experiment:
                 sets = {"injected": control["injected"], "matched": control["matched"]}
                 todo.append(("clwtd", ClwtdJob(config=clwtd_config(
                     self.r, mdir / "final", dataset, None, edir / "clwtd", sets,
-                    max_items=self.r.control.items or 0))))
+                    max_items=self.r.control.items or 0, directions=self.r.control.directions))))
             return todo
         trained = (mdir / "final" / "pivot_train.json").exists()  # written last: a complete final/
         if not trained and not (have["clwtd"] and have["clwtd-indomain"] and have["lens"]):
