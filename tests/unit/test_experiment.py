@@ -174,6 +174,7 @@ def test_control_runs_first_with_a_matched_split_and_its_glossary(tmp_path):
         train_config(r, runs[0], "/lake", tmp_path / "m")
     assert clwtd_config(r, tmp_path, tmp_path, None, tmp_path, max_items=0).max_items is None
     assert clwtd_config(r, tmp_path, tmp_path, None, tmp_path, max_items=5).max_items == 5
+    assert clwtd_config(r, tmp_path, tmp_path, None, tmp_path, directions=["en->fr"]).directions == ["en->fr"]
 
 
 @pytest.mark.parametrize(("injected", "passes"), [([0.6, 0.7, 0.65], True), ([0.1, 0.15, 0.05], False)])
