@@ -76,8 +76,14 @@ add_command(app, CompareConfig, _command(jobs.compare, lambda c: f"comparison wr
             name="compare", help=jobs.compare.__doc__ or "")
 
 
-def main() -> None:
-    app(prog_name="pivot-eval")
+def main(argv: list[str] | None = None) -> None:
+    """The ``pivot-eval`` program; as a program (no ``argv``) the process ends with the command's exit status
+    (:func:`pivot_spark.process.finish`)."""
+    from pivot_spark.process import main_program
+
+    if argv is None:
+        main_program(lambda: app(prog_name="pivot-eval"))
+    app(args=argv, prog_name="pivot-eval")
 
 
 if __name__ == "__main__":

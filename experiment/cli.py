@@ -55,8 +55,14 @@ def experiment(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The ``pivot-experiment`` program; as a program (no ``argv``) the process ends with the command's exit
+    status (:func:`pivot_spark.process.finish`)."""
+    from pivot_spark.process import main_program
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="pivot-experiment")
+    if argv is None:
+        main_program(lambda: app(args=sys.argv[1:], prog_name="pivot-experiment"))
+    app(args=argv, prog_name="pivot-experiment")
 
 
 if __name__ == "__main__":

@@ -5,4 +5,4 @@ import sys
 from pivot_spark.cli import main
 
 if __name__ == "__main__":
-    main(["ingest", *sys.argv[1:]])
+    main(["ingest", *sys.argv[1:]], exit_process=True)

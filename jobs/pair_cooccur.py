@@ -5,4 +5,4 @@ import sys
 from pivot_spark.cli import main
 
 if __name__ == "__main__":
-    main(["pair-cooccur", *sys.argv[1:]])
+    main(["pair-cooccur", *sys.argv[1:]], exit_process=True)

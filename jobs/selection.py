@@ -9,4 +9,4 @@ import sys
 from pivot_spark.cli import main
 
 if __name__ == "__main__":
-    main(["select", *sys.argv[1:]])
+    main(["select", *sys.argv[1:]], exit_process=True)

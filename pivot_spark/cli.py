@@ -51,11 +51,22 @@ def _cfg(config: str, lake: str | None, run_id: str | None, overrides: list[str]
 
 
 def _run(fn: Callable[[], Any]) -> None:
+    from pivot_spark.lake.lease import LeaseHeld, LeaseLost
+
     try:
         fn()
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, ValueError, LeaseHeld, LeaseLost) as e:
         err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)  # one line, as it is
         raise typer.Exit(2) from e
+
+
+def _write(what: str, job: Callable[..., Any], cfg: PivotConfig, *args: Any) -> Any:
+    """Run a job that writes the lake while holding the lake's writer lease, from before the job reads anything
+    (some jobs decide what is new before their run starts) until it has finished."""
+    from pivot_spark.pipeline.runner import job_lease
+
+    with job_lease(cfg, what):
+        return job(cfg, *args)
 
 
 @app.command()
@@ -67,7 +78,7 @@ def ingest(input: Annotated[str | None, typer.Option("--input", "-i", help="file
     from pivot_spark.pipeline.ingest import ingest as job
 
     extra = ([f"ingest.input={input}"] if input else []) + ([f"ingest.snapshot={snapshot}"] if snapshot else [])
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, extra, ui=ui)))
+    _run(lambda: _write("ingest", job, _cfg(config, lake, run_id, overrides, extra, ui=ui)))
 
 
 @app.command()
@@ -90,7 +101,7 @@ def train_tokenizer(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: R
     """Train the SentencePiece BPE tokenizer on a language-balanced sample of `documents`."""
     from pivot_spark.pipeline.annotate import train_tokenizer as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
+    _run(lambda: _write("train-tokenizer", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
@@ -99,7 +110,7 @@ def annotate(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt
     """Language ID (fastText) and tokenization (SentencePiece) of new documents -> `doc_lang`, `doc_tokens`."""
     from pivot_spark.pipeline.annotate import annotate as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
+    _run(lambda: _write("annotate", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
@@ -108,7 +119,7 @@ def cooccur(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt 
     """Windowed token co-occurrence counts of new snapshots -> `cooccurrence`, `token_stats`."""
     from pivot_spark.pipeline.cooccur import cooccur as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
+    _run(lambda: _write("cooccur", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command("pair-cooccur")
@@ -119,7 +130,7 @@ def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines:
     """Co-occurrence of word pairs (e.g. the evaluation dictionary) -> `pair_cooccurrence`."""
     from pivot_spark.pipeline.pair_cooccur import pair_cooccur as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui), pairs))
+    _run(lambda: _write("pair-cooccur", job, _cfg(config, lake, run_id, overrides, ui=ui), pairs))
 
 
 @app.command()
@@ -128,7 +139,7 @@ def pivots(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt =
     """Discover the semantic pivot set (hub tokens of the cross-lingual co-occurrence graph) -> `pivots`."""
     from pivot_spark.pipeline.pivots import pivots as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
+    _run(lambda: _write("pivots", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
@@ -137,7 +148,7 @@ def score(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = 
     """Each document's pivot proportion for a pivot set -> `doc_pivot`."""
     from pivot_spark.pipeline.score import score as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
+    _run(lambda: _write("score", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
@@ -146,7 +157,7 @@ def select(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt =
     """A named selection with `pivot`/`random`(/`langmatch`) arms at one token budget -> `train_set`."""
     from pivot_spark.pipeline.select import select as job
 
-    _run(lambda: job(_cfg(config, lake, run_id, overrides, ui=ui)))
+    _run(lambda: _write("select", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
 @app.command()
@@ -157,6 +168,35 @@ def rebuild(input: Annotated[str | None, typer.Option("--input", "-i", help="cor
     from pivot_spark.pipeline.rebuild import rebuild as job
 
     _run(lambda: job(_cfg(config, lake, run_id, overrides, [f"ingest.input={input}"] if input else [], ui=ui)))
+
+
+@app.command()
+def repair(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
+           overrides: Overrides = None) -> None:
+    """Remove repeated texts from `documents`: the first row per content hash stays (one commit; idempotent)."""
+    from pivot_spark.pipeline.repair import repair as job
+
+    _run(lambda: job(_cfg(config, lake, run_id, overrides)))
+
+
+@app.command()
+def vacuum(config: ConfigOpt = "local", lake: LakeOpt = None,
+           retention_hours: Annotated[int, typer.Option(
+               "--retention-hours", help="delete only files unreferenced, or removed, for longer than this")] = 168,
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="list the files it would delete; delete "
+                                                 "nothing")] = False,
+           table: Annotated[list[str] | None, typer.Option("--table", help="vacuum this table only (repeatable); "
+                                                          "default every table", show_default=False)] = None,
+           keep: Annotated[list[str] | None, typer.Option("--keep", help="TABLE=VERSION whose files stay whatever "
+                                                         "their age (repeatable), e.g. the train_set version a "
+                                                         "training run reads", show_default=False)] = None,
+           overrides: Overrides = None) -> None:
+    """Delete files that no table version within the retention needs: orphans of killed jobs, removed files."""
+    from pivot_spark.pipeline.vacuum import parse_keep
+    from pivot_spark.pipeline.vacuum import vacuum as job
+
+    _run(lambda: job(_cfg(config, lake, None, overrides), retention_hours=retention_hours, dry_run=dry_run,
+                     tables=table, keep=parse_keep(keep or [])))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
@@ -252,10 +292,21 @@ def config_show(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunId
     _run(lambda: typer.echo(_cfg(config, lake, run_id, overrides).to_yaml(), nl=False))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, *, exit_process: bool | None = None) -> None:
+    """The ``pivot-spark`` program. As a program (``argv`` None, or ``exit_process``: the console script and the
+    jobs/ entry files) the process ends with the command's exit status (:func:`pivot_spark.process.finish`);
+    called with ``argv`` it returns, or raises SystemExit with a non-zero status."""
+    from pivot_spark.process import main_program
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def call() -> None:
         app(args=argv if argv is not None else sys.argv[1:], prog_name="pivot-spark", standalone_mode=True)
+
+    if argv is None if exit_process is None else exit_process:
+        main_program(call)
+    try:
+        call()
     except SystemExit as e:
         if e.code not in (0, None):
             raise

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_ori
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from pivot_spark.names import InvalidName, check_names
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
 
@@ -51,6 +53,12 @@ class LakeConfig(_Section):
         "AWS_ALLOW_HTTP, AWS_REGION, AWS_CONDITIONAL_PUT, ...) for the tables, the intent files and the models; an "
         "s3:// lake commits with conditional writes (AWS_CONDITIONAL_PUT=etag) unless set here. Secret keys are "
         "redacted wherever the config is printed or stored; prefer the environment for credentials")
+    lease_wait_seconds: float = Field(
+        600.0, ge=0, description="a job that writes the lake while another writer holds its writer lease waits this "
+        "long for it, then fails naming the holder (0: fail at once)")
+    lease_ttl_seconds: float = Field(
+        120.0, gt=0, description="a writer renews its lease every third of this; a lease left unrenewed (its "
+        "process killed) expires after it and the next writer takes over")
 
     @field_serializer("storage_options", when_used="json")
     def _redact(self, options: dict[str, str]) -> dict[str, str]:
@@ -482,6 +490,11 @@ def load_config(preset: str | None = "local", overrides: list[str] | tuple[str, 
     for item in overrides:
         apply_override(data, item)
     try:
-        return PivotConfig.model_validate(data)
+        cfg = PivotConfig.model_validate(data)
     except Exception as e:  # pydantic's message names the bad key
         raise ConfigError(f"invalid config ({preset}): {e}") from e
+    try:  # run ids and labels become paths, partition values and predicate literals
+        check_names(cfg)
+    except InvalidName as e:
+        raise ConfigError(str(e)) from e
+    return cfg

@@ -34,12 +34,26 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``pivot-train`` program: 0 when it trained, 2 with one line naming the cause and the fix for the
+    errors of its input (the out folder, a table version the lake lacks, checkpoints none of which loads). As a
+    program (no ``argv``: the console script, ``torchrun -m training.train``) the process ends with that status
+    (:func:`pivot_spark.process.finish`)."""
+    if argv is None:
+        from pivot_spark.process import main_program
+
+        main_program(lambda: _main(None))
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     cfg = parse_args(argv)
+    from pivot_spark.lake.reader import VersionNotFound
+    from training.checkpoint import CheckpointError
     from training.train import OutDirError, summary_line, train
 
     try:
         summary = train(cfg)
-    except OutDirError as e:
+    except (OutDirError, VersionNotFound, CheckpointError) as e:
         print(f"pivot-train: error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

@@ -220,7 +220,19 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         torch.use_deterministic_algorithms(True)
     seed_everything(cfg.seed, d.rank)
     out = Path(cfg.out)
-    ts = open_train_set(cfg.lake, cfg.selection, cfg.arm, version=cfg.table_version, eval_shard=cfg.eval_shard,
+    ckpt_root = out / "checkpoints"
+    # The newest checkpoint that loads (damaged newer ones are named and skipped); a resumed run reads the
+    # train_set version it started from unless --table-version says which.
+    found = checkpoint.latest_valid(ckpt_root, rank=d.rank, world=d.world) if cfg.resume else None
+    version = cfg.table_version
+    if found is not None:
+        if d.main:
+            for why in found[3]:
+                print(f"pivot-train: skipped a checkpoint that does not load: {why}", file=sys.stderr)
+            print(f"pivot-train: resuming from {found[0]}", file=sys.stderr)
+        if version is None:
+            version = found[1]["data"]["version"]
+    ts = open_train_set(cfg.lake, cfg.selection, cfg.arm, version=version, eval_shard=cfg.eval_shard,
                         tokenizer_model=cfg.tokenizer)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.seq_len * d.world
     max_steps = cfg.max_steps if cfg.max_steps is not None else math.ceil((cfg.max_tokens or 0) / tokens_per_step)
@@ -252,9 +264,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup, max_steps, cfg.min_lr_ratio))
 
     step = 0
-    ckpt_root = out / "checkpoints"
-    if cfg.resume and (last := checkpoint.latest(ckpt_root)) is not None:
-        shared, own = checkpoint.load(last, rank=d.rank, world=d.world)
+    if found is not None:
+        _, shared, own, _ = found
         lm.load_state_dict(shared["model"])
         opt.load_state_dict(shared["optimizer"])
         sched.load_state_dict(shared["scheduler"])

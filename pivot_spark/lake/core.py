@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, Schema, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import (
     AddAction,
     CommitProperties,
@@ -41,6 +41,8 @@ from deltalake.transaction import (
 
 from pivot_spark import models
 from pivot_spark.io.fs import Location, location
+from pivot_spark.lake.reader import VersionNotFound
+from pivot_spark.names import equals_predicate
 from pivot_spark.schemas import TABLES
 
 WriteMode = Literal["append", "overwrite"]
@@ -60,6 +62,16 @@ def commit_options(uri: str, storage_options: Mapping[str, str] | None) -> dict[
             and not {k.upper() for k in options} & set(CONDITIONAL_PUT_KEYS):
         options["AWS_CONDITIONAL_PUT"] = "etag"
     return options
+
+
+# Attempts of a commit that meets a table being created by another writer at the same moment.
+CREATE_RACE_ATTEMPTS = 5
+
+
+def _creation_conflict(error: BaseException) -> bool:
+    """A failed commit whose cause is another writer's creation of the table (its protocol and metadata)."""
+    text = str(error).lower()
+    return isinstance(error, CommitFailedError) and ("metadata changed" in text or "protocol changed" in text)
 
 
 class RowLike(Protocol):
@@ -140,10 +152,22 @@ class Lake:
         return models.store_tokenizer(self.uri, model_file, self.storage_options)
 
     def delta(self, table: str, version: int | None = None) -> DeltaTable | None:
+        """The table at ``version`` (the newest when None); None when it does not exist; :class:`VersionNotFound`
+        when it exists but not at ``version``."""
         try:
             return DeltaTable(self.table_uri(table), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
             return None
+        except DeltaError:
+            if version is None:
+                raise
+            latest = self.delta(table)
+            if latest is None:
+                return None
+            raise VersionNotFound(
+                f"table {table} of lake {self.uri} has no version {version} (its newest is {latest.version()}; "
+                "older versions may have been vacuumed): pick a version that `pivot-spark status` lists or the "
+                "`runs` table records") from None
 
     def exists(self, table: str) -> bool:
         return self.delta(table) is not None
@@ -198,13 +222,14 @@ class Lake:
 
     # -- commits --------------------------------------------------------------------------------------------------
     def commit_files(self, table: str, files: Sequence[FileEntry], *, mode: WriteMode, app_id: str,
-                     partition_filters: PartitionFilter | None = None, schema: pa.Schema | None = None
-                     ) -> CommitResult:
+                     partition_filters: PartitionFilter | None = None, schema: pa.Schema | None = None,
+                     removes: Sequence[RemoveAction] = ()) -> CommitResult:
         """Commit files that tasks wrote into the table folder, in ONE Delta transaction tagged with ``app_id``.
 
-        ``mode="overwrite"`` with ``partition_filters`` replaces only the matching partitions. An empty file list
-        still commits (so an overwrite to empty removes rows and a repeated run is recognised) unless the table
-        does not exist and there is nothing to write.
+        ``mode="overwrite"`` with ``partition_filters`` replaces only the matching partitions. ``removes``: active
+        files that the same transaction removes (``mode="append"``: a rewrite of some files). An empty
+        file list still commits (so an overwrite to empty removes rows and a repeated run is recognised). Two
+        writers creating the same table at once both land: the second appends to the table the first created.
         """
         schema = schema or TABLES[table][0]
         partition_by = TABLES[table][1] if table in TABLES else []
@@ -214,39 +239,71 @@ class Lake:
         rows = sum(f.num_records for f in files)
         if dt is not None and (dt.transaction_version(app_id) or 0) >= 1:
             return CommitResult(table, dt.version(), False, rows, len(files))
-        adds: list[AddAction | RemoveAction] = [f.to_add() for f in files]
-        if dt is None:
-            create_table_with_add_actions(
-                self.table_uri(table), Schema.from_arrow(schema), [f.to_add() for f in files], mode="append",
-                partition_by=partition_by or None, storage_options=self.storage_options or None,
-                commit_properties=props)
-        else:
-            dt.create_write_transaction(
-                adds, mode=mode, schema=schema, partition_by=partition_by or None,
-                partition_filters=list(partition_filters) if partition_filters else None,
-                commit_properties=props)
+        if dt is None and removes:
+            raise FileNotFoundError(f"table {table} does not exist: no file of it to remove")
+        actions: list[AddAction | RemoveAction] = [*(f.to_add() for f in files), *removes]
+        for attempt in range(1, CREATE_RACE_ATTEMPTS + 1):
+            try:
+                if dt is None:
+                    create_table_with_add_actions(
+                        self.table_uri(table), Schema.from_arrow(schema), [f.to_add() for f in files],
+                        mode="error", partition_by=partition_by or None,
+                        storage_options=self.storage_options or None, commit_properties=props)
+                else:
+                    dt.create_write_transaction(
+                        actions, mode=mode, schema=schema, partition_by=partition_by or None,
+                        partition_filters=list(partition_filters) if partition_filters else None,
+                        commit_properties=props)
+                break
+            except (CommitFailedError, DeltaError) as e:  # as in write_arrow: a creation race, nothing visible
+                if attempt == CREATE_RACE_ATTEMPTS or not (dt is None or _creation_conflict(e)):
+                    raise
+                dt = self._created_meanwhile(table)
+                if (dt.transaction_version(app_id) or 0) >= 1:
+                    return CommitResult(table, dt.version(), False, rows, len(files))
         return CommitResult(table, self.version(table), True, rows, len(files))
 
+    def _created_meanwhile(self, table: str) -> DeltaTable:
+        """After a failed creation of ``table``: the table another writer created meanwhile (the creation's own
+        error again when there is none)."""
+        dt = self.delta(table)
+        if dt is None:
+            raise
+        return dt
+
     def write_arrow(self, table: str, data: pa.Table, *, mode: WriteMode, app_id: str,
-                    predicate: str | None = None) -> CommitResult:
+                    replace_where: Mapping[str, str] | None = None) -> CommitResult:
         """Driver-side write of a small Arrow table (runs, pivots) with the same idempotency as ``commit_files``.
 
-        An append to a table written before its contract gained columns adds them to the table's schema (Delta
-        schema merge): its older rows read as null there.
+        ``mode="overwrite"`` with ``replace_where`` (column -> value) replaces only the rows with those values
+        (the predicate is built with quoted literals, :func:`pivot_spark.names.equals_predicate`). An append to a
+        table written before its contract gained columns adds them to the table's schema (Delta schema merge):
+        its older rows read as null there. Two writers creating the same table at once both land.
         """
         schema, partition_by = TABLES[table]
         data = data.select(schema.names).cast(schema)
-        dt = self.delta(table)
-        if dt is not None and (dt.transaction_version(app_id) or 0) >= 1:
-            return CommitResult(table, dt.version(), False, data.num_rows)
+        predicate = equals_predicate(dict(replace_where)) if replace_where else None
         props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)],
                                  custom_metadata={"pivot_spark.app_id": app_id})
-        options: dict[str, Any] = {}
-        if dt is not None and mode == "append" and set(schema.names) - {f.name for f in dt.schema().fields}:
-            options["schema_mode"] = "merge"
-        write_deltalake(self.table_uri(table), data, mode=mode,  # type: ignore[arg-type]
-                        partition_by=partition_by or None, predicate=predicate if dt is not None else None,
-                        storage_options=self.storage_options or None, commit_properties=props, **options)
+        for attempt in range(1, CREATE_RACE_ATTEMPTS + 1):
+            dt = self.delta(table)
+            if dt is not None and (dt.transaction_version(app_id) or 0) >= 1:
+                return CommitResult(table, dt.version(), False, data.num_rows)
+            options: dict[str, Any] = {}
+            if dt is not None and mode == "append" and set(schema.names) - {f.name for f in dt.schema().fields}:
+                options["schema_mode"] = "merge"
+            try:
+                write_deltalake(self.table_uri(table), data, mode=mode,  # type: ignore[arg-type]
+                                partition_by=partition_by or None, predicate=predicate if dt is not None else None,
+                                storage_options=self.storage_options or None, commit_properties=props, **options)
+                break
+            except (CommitFailedError, DeltaError) as e:
+                # A table being created by several writers at once: the creations that lose (one wins) fail, and
+                # appends that overlap a creation retried at a later version see its metadata change. Nothing
+                # of the failed commit is visible, so writing again (to the table that exists now) is safe.
+                if attempt == CREATE_RACE_ATTEMPTS or not (dt is None or _creation_conflict(e)):
+                    raise
+                self._created_meanwhile(table)
         return CommitResult(table, self.version(table), True, data.num_rows)
 
     def history(self, table: str, limit: int = 5) -> list[dict[str, Any]]:

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from pivot_spark.lake.core import Lake
 
 
+class VersionNotFound(ValueError):
+    """A table version that the table does not have (yet, or any more)."""
+
+
 class TableReader(ABC):
     """Read-only, version-pinned access to named tables (see the module docstring)."""
 

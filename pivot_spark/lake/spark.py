@@ -414,12 +414,12 @@ def write_native(df: DataFrame, lake: Lake, table: str, *, mode: WriteMode, app_
     if partition_by:
         w = w.partitionBy(*partition_by)
     if mode == "overwrite" and partition_filters:
-        clauses = []
+        clauses = []  # values checked to the partition value characters: no quote can end a literal
         for col, op, val in partition_filters:
             if op == "=":
-                clauses.append(f"{col} = '{val}'")
+                clauses.append(f"{col} = '{_check_partition_value(col, val)}'")
             elif op == "in":
-                clauses.append(f"{col} IN ({', '.join(repr(str(v)) for v in val)})")
+                clauses.append(f"{col} IN ({', '.join(repr(_check_partition_value(col, v)) for v in val)})")
             else:
                 raise ValueError(f"partition filter op {op!r}")
         w = w.option("replaceWhere", " AND ".join(clauses))

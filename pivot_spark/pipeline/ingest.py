@@ -24,6 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from pivot_spark.config import REPO_ROOT, PivotConfig
 from pivot_spark.io.fs import ListedFile, list_files, location, redact_uri
 from pivot_spark.io.readers import Unit, deal_units, plan_units
@@ -49,7 +51,25 @@ def default_source(uri: str) -> str:
 
 
 def snapshot_name(cfg: PivotConfig, run_id: str) -> str:
-    return cfg.ingest.snapshot or cfg.run.snapshot or f"snap-{run_id.rsplit('-', 1)[-1][:10]}"
+    """``ingest.snapshot`` or ``run.snapshot`` when set; else ``snap-`` and a given run id whole (parts of two
+    given ids may be equal), or the hash part of a derived one (``ingest-<hash>``)."""
+    if cfg.ingest.snapshot or cfg.run.snapshot:
+        return str(cfg.ingest.snapshot or cfg.run.snapshot)
+    if cfg.run.run_id:
+        return f"snap-{cfg.run.run_id}"
+    return f"snap-{run_id.rsplit('-', 1)[-1][:10]}"
+
+
+def check_snapshot_is_new(ctx: RunContext, snapshot: str) -> None:
+    """A snapshot holds the documents of one ingest run: cooccur counts each snapshot once, so documents added
+    to a snapshot already counted would never be counted. ValueError when the pinned ``documents`` hold
+    documents of another run in ``snapshot`` (only that partition's ``run_id`` column is read)."""
+    other = ctx.read_arrow("documents", columns=["run_id"], partition_filters=[("snapshot", "=", snapshot)],
+                           filter=pc.field("run_id") != ctx.run_id)
+    if other.num_rows:
+        raise ValueError(f"snapshot {snapshot!r} already holds the documents of ingest run "
+                         f"{other.column(0)[0].as_py()!r}; each ingest writes a snapshot of its own: give this one "
+                         "another --snapshot (ingest.snapshot), or none to derive it from the run id")
 
 
 def _skipped_summary(unknown: list[ListedFile], excluded: list[ListedFile]) -> dict[str, Any]:
@@ -168,6 +188,8 @@ def ingest(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         if records != n_docs + n_dups + n_quarantined + n_skipped:
             raise AssertionError(f"ingest accounting: {records} records != {n_docs} documents + {n_dups} "
                                  f"duplicates + {n_quarantined} quarantined + {n_skipped} skipped")
+        if n_docs:
+            check_snapshot_is_new(ctx, snapshot)
         # All Spark work is done before the first commit, so a failure above commits nothing.
         if n_quarantined:
             ctx.write(quarantine, "quarantine", mode="append")

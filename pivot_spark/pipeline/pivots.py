@@ -82,7 +82,7 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
             res = spark_pivots(ctx.spark, cooc, stats, n_docs=n_docs, docs_by_lang=docs_by_lang, vocab=vocab,
                                cfg=pc_, pivot_set=label, tokenizer=tok)
         table = pa.Table.from_pandas(res.pivots, preserve_index=False)
-        ctx.write_arrow(table, "pivots", mode="overwrite", predicate=f"pivot_set = '{label}'")
+        ctx.write_arrow(table, "pivots", mode="overwrite", replace_where={"pivot_set": label})
         top = res.pivots.head(20)
         return {"pivot_set": label, "tokenizer": tok, "window": pc_.window, "pivots": len(res.pivots),
                 "graph_edges": res.edges, "documents": n_docs, "dropped": res.dropped,

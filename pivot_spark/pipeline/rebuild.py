@@ -7,6 +7,11 @@ those, and pivots, score and select recompute from the updated (additive) counts
 and run again resumes at the interrupted stage, whose retry reads the inputs its first attempt pinned.
 The tokenizer is trained once per lake (retraining would re-annotate everything); set tokenizer.model_path or run
 train-tokenizer yourself to change it.
+
+With ``--run-id X`` each stage runs as ``X.<stage>`` (``X.ingest``, ``X.annotate``, ...; the ingest snapshot is
+``snap-X``), so every stage has a run of its own and a rebuild run again with ``X`` resumes or finds each stage
+done; ``X`` itself names the rebuild's own ``runs`` row. The rebuild holds the lake's writer lease for its whole
+chain (:mod:`pivot_spark.lake.lease`), so no other writer slips in between a stage's decisions and its commits.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from rich.text import Text
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake, app_id_for
+from pivot_spark.names import check_name, check_names
 from pivot_spark.pipeline.annotate import annotate, train_tokenizer
 from pivot_spark.pipeline.catalog import current_tokenizer
 from pivot_spark.pipeline.cooccur import cooccur
 from pivot_spark.pipeline.ingest import ingest
 from pivot_spark.pipeline.pivots import pivots
 from pivot_spark.pipeline.report import headline, lang_warnings, print_config, print_warnings
-from pivot_spark.pipeline.runner import error_message
+from pivot_spark.pipeline.runner import error_message, job_lease
 from pivot_spark.pipeline.score import score
 from pivot_spark.pipeline.select import select
 from pivot_spark.schemas import RUNS
@@ -54,6 +60,18 @@ def stages(cfg: PivotConfig, lake: Lake) -> list[Stage]:
     return out
 
 
+def stage_config(cfg: PivotConfig, stage: str) -> PivotConfig:
+    """The config a stage runs with: with a given run id ``X``, its run id is ``X.<stage>`` (and ingest's snapshot
+    ``snap-X`` unless one is set); without one, ``cfg`` (each stage derives its own)."""
+    given = cfg.run.run_id
+    if given is None:
+        return cfg
+    run = {"run_id": f"{given}.{stage}"}
+    if stage == "ingest" and not (cfg.ingest.snapshot or cfg.run.snapshot):
+        run["snapshot"] = f"snap-{given}"
+    return cfg.model_copy(update={"run": cfg.run.model_copy(update=run)})
+
+
 def _tokenizer_if_missing(cfg: PivotConfig, lake: Lake) -> dict[str, Any]:
     tok = current_tokenizer(lake, cfg)
     if tok is not None:
@@ -64,21 +82,31 @@ def _tokenizer_if_missing(cfg: PivotConfig, lake: Lake) -> dict[str, Any]:
 def rebuild(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     """Run the stages in order; a failing stage ends the rebuild, which is then recorded as ``failed`` (the stage
     records its own failed run) and the error re-raised."""
+    check_names(cfg)
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
+    plan = stages(cfg, lake)
+    for name, _ in plan:
+        if cfg.run.run_id:
+            check_name(f"stage run id of --run-id {cfg.run.run_id!r}", stage_config(cfg, name).run.run_id or "")
     con = Console(stderr=True)
     if not quiet:
         con.rule("pivot-spark rebuild")
         con.print(f"lake: {lake.uri}   preset: {cfg.preset}", highlight=False, markup=False)
         print_config(con, cfg)
+    with job_lease(cfg, "rebuild", lake):
+        return _run_stages(cfg, lake, plan, con, quiet=quiet)
+
+
+def _run_stages(cfg: PivotConfig, lake: Lake, plan: list[Stage], con: Console, *, quiet: bool) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     started = datetime.now(UTC)
     t_all = time.perf_counter()
-    for name, fn in stages(cfg, lake):
+    for name, fn in plan:
         if not quiet:
             con.print(f"[bold cyan]rebuild[/] stage [bold]{name}[/] ...")
         t0 = time.perf_counter()
         try:
-            res = fn(cfg)
+            res = fn(stage_config(cfg, name))
         except (Exception, KeyboardInterrupt) as e:
             results.append({"stage": name, "status": "failed", "run_id": "-", "counts": {}, "outputs": {},
                             "message": error_message(e), "seconds": round(time.perf_counter() - t0, 1)})

@@ -6,7 +6,13 @@ Every job goes through :func:`run_job`, which gives it a :class:`RunContext` and
   an intent file ``{lake}/_runs/{run_id}.json`` first, so a re-run of a crashed run id reads exactly what the first
   attempt read, and the outputs it had already committed are recognised (their application transaction) and skipped.
 - **Run ids.** ``--run-id`` if given; otherwise derived from the job, the effective config and the pinned input
-  versions (or the input files' listing), so running the same job on unchanged inputs is a no-op.
+  versions (or the input files' listing), so running the same job on unchanged inputs is a no-op. Run ids and
+  the config's labels are checked against a safe character set first (:mod:`pivot_spark.names`). A given run id
+  whose intent file records other input (another input listing or settings; other pinned versions once the run
+  finished) is refused (:class:`RunIdReused`): reusing it would skip, or mix, the new input.
+- **One writer at a time.** The run holds the lake's writer lease (:mod:`pivot_spark.lake.lease`) from before it
+  pins its inputs until its ``runs`` row is written, and checks it before each commit; a second writer waits for
+  it (``lake.lease_wait_seconds``) or fails naming the holder.
 - **The runs table.** A finished run appends one row (status ``ok``) in a transaction of its own; a run id with
   an ``ok`` row returns at once and commits nothing. A run whose body or commits fail appends a ``failed`` row
   (the error's class and message, the counts so far, the tables it had committed) in a transaction of its own and
@@ -38,11 +44,14 @@ from rich.text import Text
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake.core import CommitResult, FileEntry, Lake, PartitionFilter, WriteMode, app_id_for
+from pivot_spark.lake.lease import WriterLease, current, writer_lease
+from pivot_spark.names import check_name, check_names
 from pivot_spark.pipeline.catalog import CatalogEntry
 from pivot_spark.pipeline.report import count_rows, lang_warnings, print_config, print_warnings
 from pivot_spark.schemas import RUNS
 
 if TYPE_CHECKING:
+    from deltalake.transaction import RemoveAction
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,10 @@ class AlreadyCommitted(Exception):
     """The run id is already recorded in ``runs``: nothing to do."""
 
 
+class RunIdReused(ValueError):
+    """A given run id that an earlier run of the job used with other input."""
+
+
 @dataclass
 class _Staged:
     table: str
@@ -61,6 +74,7 @@ class _Staged:
     partition_filters: PartitionFilter | None
     files: list[FileEntry] | None
     df: Any
+    removes: list[RemoveAction] = field(default_factory=list)
 
 
 @dataclass
@@ -167,31 +181,42 @@ class RunContext:
         return sum(f.num_records for f in files)
 
     def stage_files(self, table: str, files: list[FileEntry], *, mode: WriteMode = "append",
-                    partition_filters: PartitionFilter | None = None) -> None:
-        """Stage files that this job's tasks wrote into ``table``'s folder (bridge backend)."""
+                    partition_filters: PartitionFilter | None = None, removes: Sequence[RemoveAction] = ()) -> None:
+        """Stage files that this job's tasks (or its driver) wrote into ``table``'s folder, and ``removes``, active
+        files that the same commit removes."""
         if self.lake.committed(table, self.app_id(table)):
-            files = []
-        self._staged.append(_Staged(table, mode, partition_filters, files=files, df=None))
+            files, removes = [], ()
+        self._staged.append(_Staged(table, mode, partition_filters, files=files, df=None, removes=list(removes)))
 
     def commit_staged(self) -> None:
         from pivot_spark.lake.spark import write_native
 
         for st in self._staged:
             app_id = self.app_id(st.table)
+            self.check_lease()
             if st.df is not None:
                 with self.describe(f"write {st.table}"):
                     res = write_native(st.df, self.lake, st.table, mode=st.mode, app_id=app_id,
                                        partition_filters=st.partition_filters)
             else:
                 res = self.lake.commit_files(st.table, st.files or [], mode=st.mode, app_id=app_id,
-                                             partition_filters=st.partition_filters)
+                                             partition_filters=st.partition_filters, removes=st.removes)
             self._record(res)
         self._staged.clear()
 
     def write_arrow(self, data: pa.Table, table: str, *, mode: WriteMode = "append",
-                    predicate: str | None = None) -> CommitResult:
+                    replace_where: Mapping[str, str] | None = None) -> CommitResult:
+        """Commit a small Arrow table now; ``mode="overwrite"`` with ``replace_where`` (column -> value) replaces
+        only the rows with those values (:meth:`Lake.write_arrow`)."""
+        self.check_lease()
         return self._record(self.lake.write_arrow(table, data, mode=mode, app_id=self.app_id(table),
-                                                  predicate=predicate))
+                                                  replace_where=replace_where))
+
+    def check_lease(self) -> None:
+        """Before a commit: fail if this process no longer holds the lake's writer lease."""
+        lease = current(self.lake)
+        if lease is not None:
+            lease.check()
 
     def _record(self, res: CommitResult) -> CommitResult:
         self.outputs[res.table] = res.version
@@ -213,6 +238,7 @@ def read_intent(lake: Lake, run_id: str) -> dict[str, Any] | None:
 
 
 def write_intent(lake: Lake, run_id: str, payload: Mapping[str, Any]) -> None:
+    check_name("run id", run_id)  # the file's name: nothing outside {lake}/_runs
     fs, path = lake.store.fs, _intent_path(lake, run_id)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     tmp = path + ".tmp"
@@ -272,6 +298,42 @@ def record_failure(ctx: RunContext, error: BaseException, started: datetime, sec
     return message
 
 
+@contextmanager
+def job_lease(cfg: PivotConfig, what: str, lake: Lake | None = None) -> Iterator[WriterLease]:
+    """The lake's writer lease for ``what`` (a job, a rebuild, a maintenance command), with the config's wait and
+    expiry; a wait or a takeover is printed (:func:`pivot_spark.lake.lease.writer_lease`)."""
+    lake = lake or Lake(cfg.lake.uri, cfg.lake.storage_options)
+
+    def notify(message: str) -> None:
+        console.print(f"[bold]{escape(what)}[/]: {escape(message)}", highlight=False, soft_wrap=True)
+
+    with writer_lease(lake, ttl_s=cfg.lake.lease_ttl_seconds, wait_s=cfg.lake.lease_wait_seconds,
+                      what=f"pivot-spark {what}", notify=notify) as lease:
+        yield lease
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from an intent file (tuples as lists, keys as strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def check_reuse(intent: Mapping[str, Any], run_id: str, job: str, identity: Any, pins: Mapping[str, int | None],
+                *, finished: bool) -> None:
+    """:class:`RunIdReused` when run ``run_id`` of ``job`` recorded other input in its intent file: another
+    identity (input listing, settings), or, for a finished run, other versions of the tables it reads (``pins``:
+    those the job does not write itself). A retry of an unfinished run reads the versions its intent pinned."""
+    was = intent.get("inputs", {})
+    if _jsonable(identity) != intent.get("identity"):
+        what = "other input (files or settings)"
+    elif finished and any(was.get(t) != v for t, v in pins.items()):
+        what = "other table versions (" + ", ".join(f"{t} v{was.get(t)}, now v{v}" for t, v in sorted(pins.items())
+                                                  if was.get(t) != v) + ")"
+    else:
+        return
+    raise RunIdReused(f"run id {run_id!r} was used by an earlier {job} run with {what}; a run id names one "
+                      f"input: give this run a new --run-id, or leave --run-id out to derive one from the input")
+
+
 def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
             input_tables: Sequence[str] = (), output_tables: Sequence[str] = (), identity: Any = None,
             quiet: bool = False) -> dict[str, Any]:
@@ -280,11 +342,25 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
     The derived run id covers the pinned versions of the inputs the job does not itself write (a job that reads
     its own output, like ingest's dedup against ``documents``, would otherwise never see its run as done).
     """
+    check_names(cfg)
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
+    with job_lease(cfg, job, lake):
+        return _run_leased(cfg, lake, job, body, input_tables=input_tables, output_tables=output_tables,
+                           identity=identity, quiet=quiet)
+
+
+def _run_leased(cfg: PivotConfig, lake: Lake, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
+                input_tables: Sequence[str], output_tables: Sequence[str], identity: Any, quiet: bool
+                ) -> dict[str, Any]:
     pins: dict[str, int | None] = {t: lake.version(t) for t in input_tables}
     derive_pins = {t: v for t, v in pins.items() if t not in output_tables}
     run_id = cfg.run.run_id or derive_run_id(job, cfg, derive_pins, identity)
+    intent = read_intent(lake, run_id)
+    if intent is not None and intent.get("job") != job:
+        intent = None  # another job's run with the same id (a shared --run-id): this job's run is new
     prev = previous_run(lake, job, run_id)
+    if intent is not None:
+        check_reuse(intent, run_id, job, identity, derive_pins, finished=prev is not None)
     if prev is not None:
         summary = {"run_id": run_id, "job": job, "status": "already-committed",
                    "counts": json.loads(prev["counts"] or "{}"), "outputs": json.loads(prev["outputs"] or "{}")}
@@ -292,8 +368,7 @@ def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str
             console.print(f"[bold]{job}[/]: run [cyan]{run_id}[/] is already committed "
                           f"(finished {prev['finished']}); nothing to do.")
         return summary
-    intent = read_intent(lake, run_id)
-    if intent is not None and intent.get("job") == job:
+    if intent is not None:
         pins = {k: v for k, v in intent["inputs"].items()}  # a retry reads what the first attempt read
     else:
         write_intent(lake, run_id, {"job": job, "inputs": pins, "identity": identity,
