@@ -133,6 +133,17 @@ def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines:
     _run(lambda: _write("pair-cooccur", job, _cfg(config, lake, run_id, overrides, ui=ui), pairs))
 
 
+@app.command("pair-pivots")
+def pair_pivots(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines: pair_id, lang_a, word_a, "
+                                                                   "lang_b, word_b")],
+                config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
+                overrides: Overrides = None) -> None:
+    """The semantic pivots of each word pair (tokens near both words beyond their background) -> `pair_pivots`."""
+    from pivot_spark.pipeline.pair_pivots import pair_pivots as job
+
+    _run(lambda: _write("pair-pivots", job, _cfg(config, lake, run_id, overrides, ui=ui), pairs))
+
+
 @app.command()
 def pivots(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None,
            ui: UiOpt = False, overrides: Overrides = None) -> None:
@@ -158,6 +169,18 @@ def select(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt =
     from pivot_spark.pipeline.select import select as job
 
     _run(lambda: _write("select", job, _cfg(config, lake, run_id, overrides, ui=ui)))
+
+
+@app.command()
+def audit(selection: Annotated[str, typer.Option("--selection", help="the selection whose arms to audit")],
+          out: Annotated[str | None, typer.Option("--out", help="the JSON report; default "
+                                                  "{lake}/_audit/{selection}.json")] = None,
+          config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
+          overrides: Overrides = None) -> None:
+    """What each arm holds: token share per language, code spans (zxx), evaluation words and pairs (audit.items)."""
+    from pivot_spark.pipeline.audit import audit as job
+
+    _run(lambda: _write("audit", job, _cfg(config, lake, run_id, overrides, ui=ui), selection, out))
 
 
 @app.command()

@@ -211,6 +211,24 @@ class PivotsConfig(_Section):
     min_piece_chars: int = 2
     top_k: int = 2000
     pivot_set: str | None = Field(None, description="label; default derived from the inputs and parameters")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en", "fr", "de", "es", "ru", "zh", "ja", "it", "pl", "pt", "nl"],
+        description="span languages whose positions count for pivot discovery (co-occurrence edges, token "
+        "statistics); other codes (stray labels such as ceb, und) and zxx (code, markup) never count")
+
+
+class PairPivotsConfig(_Section):
+    top_n: int = Field(50, ge=1, description="pivots kept per word pair (the paper keeps 50-100)")
+    window: int | None = Field(
+        None, description="co-occurrence window; None: the largest counted for the tokenizer (closest to the "
+        "paper's 100 tokens)")
+
+
+class AuditConfig(_Section):
+    items: str | None = Field(
+        None, description="the evaluation data set's items file (JSON Lines with id and words, as pivot-eval "
+        "build-dataset writes it) whose words and word pairs are counted in each arm")
+    window: int = Field(100, ge=2, description="window (tokens) of the evaluation pairs' co-occurrence in an arm")
 
 
 class ScoreConfig(_Section):
@@ -255,6 +273,8 @@ class PivotConfig(_Section):
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     cooccur: CooccurConfig = Field(default_factory=CooccurConfig)
     pivots: PivotsConfig = Field(default_factory=PivotsConfig)
+    pair_pivots: PairPivotsConfig = Field(default_factory=PairPivotsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

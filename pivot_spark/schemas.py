@@ -126,6 +126,28 @@ PIVOTS = pa.schema(
     ]
 )
 
+# The paper's semantic pivots of each evaluation word pair (pivot-spark pair-pivots; the logit lens reads them):
+# tokens co-occurring with both words beyond their background document frequency, ranked by the smaller excess.
+PAIR_PIVOTS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("lang_a", pa.string(), nullable=False),
+        pa.field("word_a", pa.string(), nullable=False),
+        pa.field("lang_b", pa.string(), nullable=False),
+        pa.field("word_b", pa.string(), nullable=False),
+        pa.field("token_id", pa.int32(), nullable=False),
+        pa.field("piece", pa.string()),
+        pa.field("doc_count_a", pa.int64(), nullable=False),  # documents where the token is near word a
+        pa.field("doc_count_b", pa.int64(), nullable=False),
+        pa.field("excess_a", pa.float64(), nullable=False),  # doc_count_a - df(a) * df(token) / N
+        pa.field("excess_b", pa.float64(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),  # min(excess_a, excess_b)
+        pa.field("rank", pa.int32(), nullable=False),  # 1..pair_pivots.top_n within the pair
+        pa.field("window", pa.int32(), nullable=False),
+        pa.field("tokenizer", pa.string(), nullable=False),
+    ]
+)
+
 DOC_PIVOT = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
@@ -184,6 +206,7 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "cooccurrence": (COOCCURRENCE, ["snapshot"]),
     "pair_cooccurrence": (PAIR_COOCCURRENCE, []),
     "pivots": (PIVOTS, ["pivot_set"]),
+    "pair_pivots": (PAIR_PIVOTS, []),
     "doc_pivot": (DOC_PIVOT, ["pivot_set"]),
     "train_set": (TRAIN_SET, ["selection", "arm"]),
     "runs": (RUNS, []),

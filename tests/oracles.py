@@ -75,3 +75,47 @@ def brute_force_word_pairs(
             docs_with += here > 0
         result[pair_id] = (count, docs_with)
     return result
+
+
+def brute_force_audit(
+    arms: dict[str, list[tuple[Sequence[int], Sequence[str]]]],
+    words: Iterable[tuple[str, Sequence[Sequence[int]]]],
+    pairs: Iterable[tuple[str, Sequence[tuple[Sequence[int], Sequence[int]]]]],
+    window: int,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Reference of ``pivot-spark audit``'s counts: per arm, ``docs`` (documents), ``lang`` (tokens per span
+    language), ``word`` (occurrences of each word, summed over its spellings: token sequences matched at every
+    position) and ``pair`` (co-occurrences of each pair within ``window`` tokens, summed over the spelling
+    combinations: every occurrence of one against every occurrence of the other, disjoint and inside the
+    window). Zero counts are left out."""
+    words, pairs = list(words), list(pairs)
+
+    def starts(ids: Sequence[int], word: Sequence[int]) -> list[int]:
+        n = len(word)
+        return [i for i in range(len(ids) - n + 1) if list(ids[i:i + n]) == list(word)]
+
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for arm, docs in arms.items():
+        lang: dict[str, int] = {}
+        word_counts: dict[str, int] = {}
+        pair_counts: dict[str, int] = {}
+        for ids, langs in docs:
+            for code in langs:
+                lang[code] = lang.get(code, 0) + 1
+            for word_id, spellings in words:
+                for spelling in spellings:
+                    word_counts[word_id] = word_counts.get(word_id, 0) + len(starts(ids, spelling))
+            for pair_id, combos in pairs:
+                for a, b in combos:
+                    same = list(a) == list(b)
+                    for i in starts(ids, a):
+                        for j in starts(ids, b):
+                            if same and j <= i:
+                                continue
+                            ea, eb = i + len(a), j + len(b)
+                            if (ea <= j or eb <= i) and max(ea, eb) - min(i, j) <= window:
+                                pair_counts[pair_id] = pair_counts.get(pair_id, 0) + 1
+        out[arm] = {"docs": {"": len(docs)}, "lang": lang,
+                    "word": {k: v for k, v in word_counts.items() if v},
+                    "pair": {k: v for k, v in pair_counts.items() if v}}
+    return out

@@ -29,13 +29,9 @@ def pair_cooccur(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> d
     """Windowed co-occurrence of word pairs (each word a token sequence) over all of ``doc_tokens``."""
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     tok = require_tokenizer(lake, cfg)
-    raw = [json.loads(line) for line in Path(pairs_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    for i, r in enumerate(raw):
-        missing = {"pair_id", "lang_a", "word_a", "lang_b", "word_b"} - set(r)
-        if missing:
-            raise ValueError(f"{pairs_file} line {i + 1}: missing {sorted(missing)}")
+    raw = read_pairs(pairs_file)
     windows = sorted(set(cfg.cooccur.windows))
-    digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+    digest = pairs_digest(raw)
 
     def body(ctx: RunContext) -> dict[str, Any]:
         from pyspark.sql import functions as F
@@ -78,6 +74,27 @@ def pair_cooccur(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> d
 
     return run_job(cfg, "pair-cooccur", body, input_tables=("doc_tokens",),
                    identity={"pairs": digest, "tokenizer": tok}, quiet=quiet)
+
+
+def read_pairs(pairs_file: str) -> list[dict[str, Any]]:
+    """The word pairs of a ``--pairs`` file (JSON Lines: ``pair_id, lang_a, word_a, lang_b, word_b``)."""
+    raw = [json.loads(line) for line in Path(pairs_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for i, r in enumerate(raw):
+        missing = {"pair_id", "lang_a", "word_a", "lang_b", "word_b"} - set(r)
+        if missing:
+            raise ValueError(f"{pairs_file} line {i + 1}: missing {sorted(missing)}")
+    return raw
+
+
+def pairs_digest(raw: list[dict[str, Any]]) -> str:
+    """A short content hash of word pairs (part of a run's identity)."""
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def running_text_ids(sp: Any, word: str, lang: str) -> list[int]:
+    """The token ids of ``word`` as it appears in running text of its language (the ``m`` variant of
+    :func:`word_variants`)."""
+    return dict(word_variants(sp, word, lang)).get("m", [])
 
 
 def word_variants(sp: Any, word: str, lang: str) -> list[tuple[str, list[int]]]:

@@ -4,6 +4,7 @@ window (counts summed over snapshots), written to ``pivots`` under its label (pa
 The ranking of the pandas reference :func:`pivot_spark.steps.pivots.build_pivots`, as Spark aggregations over the
 pinned ``cooccurrence`` and ``token_stats`` (both backends read them through :meth:`RunContext.read`):
 
+- Only the rows of the span languages ``pivots.languages`` are read (never ``zxx``, code and markup).
 - ``token_stats`` summed per (token, language) and per token give the count filters (``rare``,
   ``too_frequent``, ``function_word`` with each language's document count); the piece filters (``not_content``,
   ``no_letters``, ``piece_too_short``) are one table of the vocabulary, made on the driver and broadcast.
@@ -40,6 +41,7 @@ from pivot_spark.steps.pivots import (
     PIVOT_COLUMNS,
     association_values,
     check_association,
+    counted_languages,
     hub_stats,
     piece_table,
 )
@@ -128,6 +130,9 @@ def spark_pivots(
         held.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
+    langs = counted_languages(cfg.languages)  # positions of these span languages only, as build_pivots
+    cooc = cooc.filter(F.col("lang_a").isin(langs) & F.col("lang_b").isin(langs))
+    stats = stats.filter(F.col("lang").isin(langs))
     try:
         node = hold(stats.groupBy("token_id", "lang")
                     .agg(F.sum("count").alias("count"), F.sum("doc_count").alias("doc_count")))

@@ -418,6 +418,35 @@ def pair_cooccurrence(
     )
 
 
+WORD_COUNTS = pa.schema(
+    [
+        pa.field("word_id", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("doc_count", pa.int64(), nullable=False),
+    ]
+)
+
+
+def word_occurrences(docs: DocsLike, words: Sequence[tuple[str, Sequence[int]]],
+                     lang_names: Sequence[str] | None = None) -> pa.Table:
+    """Occurrences of words, each a token sequence (an exact match inside one document, as in
+    :func:`pair_cooccurrence`), schema :data:`WORD_COUNTS`: ``count`` occurrences, ``doc_count`` documents
+    holding one; every word gets a row, zeros included, so the output is additive over batches."""
+    batch = as_token_batch(docs, lang_names)
+    doc = batch.doc_index()
+    order = np.argsort(batch.tokens, kind="stable")
+    sorted_tokens = batch.tokens[order]
+    counts, doc_counts = [], []
+    for word_id, ids in words:
+        if len(ids) == 0:
+            raise ValueError(f"word {word_id}: no tokens")
+        _, docs_of = _occurrences(tuple(int(t) for t in ids), None, batch, doc, order, sorted_tokens, 1)
+        counts.append(len(docs_of))
+        doc_counts.append(len(np.unique(docs_of)))
+    return pa.table([pa.array([str(w) for w, _ in words], pa.string()), pa.array(counts, pa.int64()),
+                     pa.array(doc_counts, pa.int64())], schema=WORD_COUNTS)
+
+
 def _occurrences(
     ids: tuple[int, ...],
     lang: int | None,

@@ -5,6 +5,13 @@ with many tokens. What "strongly" and "hub" mean is decided here (docs/pivots.md
 
 - Nodes are (token, language) pairs, as counted by :func:`pivot_spark.steps.cooccur.count_pairs`; with
   ``cross_lingual_only`` only edges between different languages are used.
+- **Language only**: edges and token statistics count only positions whose span language is one of
+  ``languages`` (the corpus's languages): code and markup (``zxx``), undetermined text and stray labels that
+  fastText gives to code lines (``ceb``, ``sh``) never count (:func:`language_rows`). Filtering the summed
+  tables keeps the counts additive and lets the list change without counting again.
+- **Word pieces**: a pivot must be a piece that can be a word: word-initial (``▁``) and alphabetic, or made of
+  CJK characters (Han, kana, Hangul), which have no word-start marker (:func:`can_be_word`); continuation
+  pieces (``ing``, ``tion``, ``int`` after punctuation) are dropped as ``not_word``.
 - **Association** corrects raw counts for background frequency so that frequent tokens do not win by volume:
   ``ppmi`` is positive pointwise mutual information of window pair counts against what independent positions
   predict, ``max(0, log(c(a,b) / E(a,b)))`` with ``E(a,b) = c_a c_b 2 (W - 1) / T`` (``c`` a node's occurrences
@@ -24,6 +31,7 @@ with many tokens. What "strongly" and "hub" mean is decided here (docs/pivots.md
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,8 +40,12 @@ import numpy as np
 import pandas as pd
 
 from pivot_spark.config import PivotsConfig
+from pivot_spark.steps.langcodes import NO_LINGUISTIC_CONTENT, UNDETERMINED
 
 WORD_START = "\u2581"  # SentencePiece's word-start marker
+# Han, kana (with the prolonged sound mark), Hangul: words of these scripts carry no word-start marker
+_CJK_PIECE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+                        r"\U00020000-\U0002fa1f]+")
 
 PIVOT_COLUMNS = ["token_id", "piece", "score", "degree", "n_langs", "rank", "pivot_set", "tokenizer"]
 PAIR_KEYS = ["token_a", "token_b", "lang_a", "lang_b"]
@@ -63,6 +75,34 @@ def piece_width(piece: str) -> int:
 
 def has_letters(piece: str) -> bool:
     return any(ch.isalpha() for ch in piece.replace(WORD_START, ""))
+
+
+def can_be_word(piece: str) -> bool:
+    """Whether a piece can be a word: word-initial (``▁``) and alphabetic (``▁noyau``, ``▁Linux``, ``▁文字``), or
+    CJK characters with or without the marker (``説明``, ``ファイル``); not a continuation (``ing``, ``int``
+    glued to the punctuation before it) nor a piece with digits or symbols."""
+    text = piece.removeprefix(WORD_START)
+    if not text:
+        return False
+    if _CJK_PIECE.fullmatch(text):
+        return True
+    return piece.startswith(WORD_START) and text.isalpha()
+
+
+def counted_languages(languages: Iterable[str]) -> list[str]:
+    """The span languages whose positions count for pivots: ``languages`` less ``zxx`` and ``und``."""
+    return sorted({str(x) for x in languages} - {NO_LINGUISTIC_CONTENT, UNDETERMINED})
+
+
+def language_rows(cooc: pd.DataFrame | None, stats: pd.DataFrame | None, languages: Iterable[str]
+                  ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """``cooccurrence`` rows with both ends in :func:`counted_languages` and ``token_stats`` rows in them."""
+    keep = counted_languages(languages)
+    if cooc is not None:
+        cooc = cooc[cooc["lang_a"].isin(keep) & cooc["lang_b"].isin(keep)]
+    if stats is not None:
+        stats = stats[stats["lang"].isin(keep)]
+    return cooc, stats
 
 
 def token_filter(
@@ -110,13 +150,15 @@ def piece_checks(
     stop_ids: Iterable[int] | None,
     min_piece_chars: int,
 ) -> list[tuple[str, np.ndarray]]:
-    """The filters that look at the piece only (``not_content``, ``no_letters``, ``piece_too_short``, in this
-    order), one boolean mask each over ``ids``: they depend on the vocabulary, not on the counts."""
+    """The filters that look at the piece only (``not_content``, ``no_letters``, ``not_word``,
+    ``piece_too_short``, in this order), one boolean mask each over ``ids``: they depend on the vocabulary, not on
+    the counts."""
     stops = set(int(t) for t in stop_ids or ())
     texts = [str(pieces[int(t)]) for t in ids]
     return [
         ("not_content", np.array([not content[t] or int(t) in stops for t in ids], dtype=bool)),
         ("no_letters", np.array([not has_letters(p) for p in texts], dtype=bool)),
+        ("not_word", np.array([not can_be_word(p) for p in texts], dtype=bool)),
         ("piece_too_short", np.array([piece_width(p) < min_piece_chars for p in texts], dtype=bool)),
     ]
 
@@ -272,7 +314,11 @@ def build_pivots(
     docs_by_lang: Mapping[str, int] | None = None,
 ) -> PivotResult:
     """The top ``cfg.top_k`` hub tokens (module docstring) from ``cooc`` (aggregated ``cooccurrence`` rows of
-    one window) and ``token_stats`` over ``n_docs`` documents; ranked by score, ties by token id."""
+    one window) and ``token_stats`` over ``n_docs`` documents, the positions of ``cfg.languages`` only; ranked by
+    score, ties by token id."""
+    cooc_l, stats_l = language_rows(cooc, stats, cfg.languages)
+    assert cooc_l is not None and stats_l is not None
+    cooc, stats = cooc_l, stats_l
     tokens = token_filter(stats, n_docs=n_docs, pieces=pieces, content=content, cfg=cfg, stop_ids=stop_ids,
                           docs_by_lang=docs_by_lang)
     kept = tokens.loc[tokens["reason"].isna(), "token_id"].to_numpy()
@@ -319,7 +365,14 @@ class PivotCandidateIndex:
     df: pd.Series
 
     @classmethod
-    def build(cls, cooc: pd.DataFrame, stats: pd.DataFrame) -> PivotCandidateIndex:
+    def build(cls, cooc: pd.DataFrame, stats: pd.DataFrame, languages: Iterable[str] | None = None
+              ) -> PivotCandidateIndex:
+        """From ``cooccurrence`` and ``token_stats`` rows (of one window); with ``languages``, the positions of
+        those languages only (:func:`language_rows`)."""
+        if languages is not None:
+            cooc_l, stats_l = language_rows(cooc, stats, languages)
+            assert cooc_l is not None and stats_l is not None
+            cooc, stats = cooc_l, stats_l
         df = stats.groupby("token_id")["doc_count"].sum()
         pair_dc = cooc.groupby(["token_a", "token_b"], as_index=False)["doc_count"].sum()
         word = np.concatenate([pair_dc["token_a"].to_numpy(), pair_dc["token_b"].to_numpy()]).astype(np.int64)
@@ -344,28 +397,32 @@ def pair_pivot_candidates(
     top_n: int = 100,
     keep: np.ndarray | None = None,
     index: PivotCandidateIndex | None = None,
+    languages: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Pivot candidates of one word pair (the paper's pivots between a word and its translation): tokens that
     co-occur with both words more often than their background document frequency predicts, ranked by the
     smaller of the two excesses.
 
     Languages are summed over. A word's co-occurrence document count with token ``t`` is the minimum over the
-    word's tokens (all of them must be near ``t``), its document frequency the minimum of its tokens' ones (an
-    upper bound). ``excess_w(t) = d(t, w) - df(w) df(t) / N``: co-occurring documents beyond what independence
-    predicts, so generally frequent tokens drop out. Tokens of either word, tokens outside ``keep`` (a mask over
-    the vocabulary) and tokens with no positive excess for both words are left out. Columns: ``token_id,
-    doc_count_a, doc_count_b, excess_a, excess_b, score, rank``. For many pairs over one graph, build the
-    :class:`PivotCandidateIndex` once and pass it as ``index`` (``cooc`` and ``stats`` are then unused).
+    word's tokens that occur in the statistics (all of them must be near ``t``), its document frequency the
+    minimum of its tokens' ones (an upper bound). ``excess_w(t) = d(t, w) - df(w) (df(t) / N)``: co-occurring
+    documents beyond what independence predicts, so generally frequent tokens drop out. Tokens of either word,
+    candidates outside ``keep`` (a mask over the vocabulary, e.g. :func:`word_piece_mask`) and tokens with no
+    positive excess for both words are left out. Columns: ``token_id,
+    doc_count_a, doc_count_b, excess_a, excess_b, score, rank``. With ``languages``, only positions in spans of
+    those languages count (:func:`language_rows`). For many pairs over one graph, build the
+    :class:`PivotCandidateIndex` once and pass it as ``index`` (``cooc``, ``stats`` and ``languages`` are then
+    unused).
     """
     columns = ["token_id", "doc_count_a", "doc_count_b", "excess_a", "excess_b", "score", "rank"]
     if index is None:
         if cooc is None or stats is None:
             raise ValueError("pass cooc and stats, or an index")
-        index = PivotCandidateIndex.build(cooc, stats)
+        index = PivotCandidateIndex.build(cooc, stats, languages)
     df = index.df
     per_word = []
     for ids in (ids_a, ids_b):
-        word = sorted({int(t) for t in ids if keep is None or keep[int(t)]} & set(df.index))
+        word = sorted({int(t) for t in ids} & set(df.index))
         if not word:
             return pd.DataFrame(
                 {c: pd.Series(dtype="int64" if c in ("token_id", "rank") else float) for c in columns}
@@ -388,6 +445,13 @@ def pair_pivot_candidates(
     out["rank"] = np.arange(1, len(out) + 1)
     out["token_id"] = out["token_id"].astype(np.int64)
     return out[columns].reset_index(drop=True)
+
+
+def word_piece_mask(pieces: Sequence[str], min_piece_chars: int) -> np.ndarray:
+    """Over the vocabulary: the pieces a pivot may be (letters, :func:`can_be_word`, at least
+    ``min_piece_chars`` wide), the piece filters of the pivot set less the content mask."""
+    return np.array([has_letters(p) and can_be_word(p) and piece_width(p) >= min_piece_chars for p in pieces],
+                    dtype=bool)
 
 
 def _need_stats(a: np.ndarray, b: np.ndarray) -> None:

@@ -115,4 +115,4 @@ def test_explicit_tokenizer_hash_and_paragraph_spans(sp_path: Path) -> None:
     langs, tokens, _ = annotate_batch(_batch(GOOD), lid_path=get_lid_model().path, sp_path=str(sp_path),
                                       tok_hash="abc123", cfg=cfg)
     assert set(tokens.column("tokenizer").to_pylist()) == {"abc123"}
-    assert {s["lang"] for s in langs.to_pylist()[3]["spans"]} == {"fr", "en"}
+    assert {s["lang"] for s in langs.to_pylist()[3]["spans"]} == {"fr", "en", "zxx"}  # code paragraphs: zxx

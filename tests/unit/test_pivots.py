@@ -16,6 +16,7 @@ from pivot_spark.steps.pivots import (
     PIVOT_COLUMNS,
     associations,
     build_pivots,
+    can_be_word,
     hub_scores,
     pair_pivot_candidates,
     piece_width,
@@ -112,6 +113,63 @@ def test_token_filters_name_their_reason() -> None:
     assert piece_width("▁文字") == 4 and piece_width("▁ab") == 2
 
 
+@pytest.mark.parametrize(("piece", "word"), [
+    ("▁noyau", True), ("▁Linux", True), ("▁文字", True), ("説明", True), ("ファイル", True), ("▁été", True),
+    ("ing", False), ("int", False), ("▁x86", False), ("▁don't", False), ("Sub", False),
+])
+def test_pieces_that_can_be_words(piece: str, word: bool) -> None:
+    assert can_be_word(piece) is word
+    pieces = ["<unk>", piece]
+    got = token_filter(stats_frame([(1, "en", 50, 5)]), n_docs=10, pieces=pieces, content=np.array([False, True]),
+                       cfg=PivotsConfig(min_token_count=1, max_doc_freq=1.0, min_piece_chars=1))
+    assert got["reason"].tolist() == [None if word else "not_word"]
+
+
+def test_code_and_stray_languages_never_count() -> None:
+    """Code tokens that cluster on code lines look like cross-lingual hubs when fastText gives those lines the
+    corpus's languages (a French page's C listing half read as en, half as fr); pivot discovery on language only
+    ignores them when the lines are zxx or carry a stray code such as ceb."""
+    docs, pieces, content, names = synthetic_corpus(np.random.default_rng(7), n_docs=400)
+    code = list(range(len(pieces), len(pieces) + 4))
+    pieces = [*pieces, "▁int", "▁buf", "▁char", "▁size"]
+    content = np.append(content, [True] * 4)
+
+    def with_code(label: str | None) -> list[tuple[list[int], list[str]]]:
+        rng = np.random.default_rng(8)
+        out = []
+        for ids, langs in docs:
+            ids, langs = list(ids), list(langs)
+            if rng.random() < 0.5:
+                for _ in range(2):  # two code lines inside the document
+                    at = int(rng.integers(len(ids)))
+                    line = [int(t) for t in rng.choice(code, size=6)] + [1]
+                    ids[at:at] = line
+                    langs[at:at] = [label or str(rng.choice(LANGS))] * len(line)
+            out.append((ids, langs))
+        return out
+
+    cfg = PivotsConfig(min_assoc=0.5, top_k=20, min_pair_count=3, min_token_count=5, max_doc_freq=0.9,
+                       languages=LANGS)
+
+    def pivots_of(corpus: list[tuple[list[int], list[str]]]) -> list[int]:
+        cooc = count_pairs(corpus, window=10, content=content).to_pandas()
+        stats = token_stats(corpus, content=content).to_pandas()
+        return build_pivots(cooc, stats, n_docs=len(corpus), pieces=pieces, content=content, cfg=cfg,
+                            pivot_set="s", tokenizer="t").pivots["token_id"].tolist()
+
+    # code lines labelled with the corpus's languages: code tokens rank among the hubs
+    assert set(code) & set(pivots_of(with_code(None)))
+    # labelled zxx (or a stray fastText code), their positions do not count
+    for label in ("zxx", "ceb"):
+        got = pivots_of(with_code(label))
+        assert not set(code) & set(got) and set(names) <= set(got)
+
+
+def letters(i: int) -> str:
+    """A number spelt in letters (0 -> a, 12 -> bc): synthetic pieces that can be words have no digits."""
+    return "".join("abcdefghij"[int(d)] for d in str(i))
+
+
 def synthetic_corpus(rng: np.random.Generator, n_docs: int = 600):
     """Topics with their own words in each language, one shared name per topic (the known hubs, used in every
     language), function words frequent in every document of a language, punctuation, and bilingual documents
@@ -122,17 +180,17 @@ def synthetic_corpus(rng: np.random.Generator, n_docs: int = 600):
     for lang in LANGS:
         for k in range(4):
             funcs[lang].append(len(pieces))
-            pieces.append(f"▁{lang}fn{k}")
+            pieces.append(f"▁{lang}fn{letters(k)}")
     shared_fn = len(pieces)
     pieces.append("▁the")  # a function word of every language: frequent everywhere
     names = []
     words: dict[tuple[int, str], list[int]] = {}
     for t in range(n_topics):
         names.append(len(pieces))
-        pieces.append(f"▁Name{t}")
+        pieces.append(f"▁Name{letters(t)}")
         for lang in LANGS:
             words[(t, lang)] = list(range(len(pieces), len(pieces) + n_words))
-            pieces += [f"▁{lang}topic{t}w{k}" for k in range(n_words)]
+            pieces += [f"▁{lang}topic{letters(t)}w{letters(k)}" for k in range(n_words)]
     content = np.ones(len(pieces), dtype=bool)
     content[:3] = False
     docs = []
@@ -197,7 +255,7 @@ def test_known_hubs_rank_first(association: str, cross_lingual_only: bool) -> No
     assert pivots["score"].is_monotonic_decreasing and len(pivots) == 20
     reasons = result.tokens.set_index("token_id")["reason"]
     assert reasons[pieces.index("▁the")] == "too_frequent" and 1 not in reasons.index  # "." is never counted
-    assert "▁Name0" in set(pivots["piece"])
+    assert "▁Namea" in set(pivots["piece"])
 
 
 def test_hub_ranking_does_not_depend_on_row_order() -> None:
