@@ -111,7 +111,7 @@ def test_the_chain_on_s3_equals_a_local_lake_and_trains(s3, smoke_lake, tmp_path
     assert intents == {f"lake/_runs/{r['run_id']}.json" for r in runs if r["job"] != "rebuild"}
     tok = next(r["tokenizer"] for r in runs if r["job"] == "train-tokenizer")
     assert f"lake/_models/tokenizer/{tok}.model" in objects
-    assert {k.split("/")[1] for k in objects} == {*tables, "runs", "_runs", "_models"}
+    assert {k.split("/")[1] for k in objects} == {*tables, "runs", "_runs", "_models", "_lease"}
 
     # a second run commits nothing
     versions = lake.versions(list(TABLES))

@@ -75,7 +75,7 @@ def test_values_are_yaml_typed_for_their_field():
     # strings are taken as written where YAML 1.1 would read a bool, a date or a number
     assert cfg.corpus.languages == ["en", "no", "on"] and cfg.ingest.snapshot == "2024-05-01"
     assert cfg.select.selection == "1e3" and cfg.spark.master is None and cfg.spark.driver_memory == "8g"
-    assert load_config("smoke", ['select.selection="quoted # not a comment"']).select.selection == \
+    assert load_config("smoke", ['spark.app_name="quoted # not a comment"']).spark.app_name == \
         "quoted # not a comment"
     with pytest.raises(ConfigError, match="fractional part"):
         load_config("smoke", ["select.token_budget=5.5"])
