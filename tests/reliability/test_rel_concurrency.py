@@ -174,3 +174,34 @@ def test_soak_concurrent_ingests_and_rebuilds_end_with_the_distinct_documents_co
         assert got == want, snap
     failed = [r for r in lake.read_arrow("runs").to_pylist() if r["status"] != "ok"]
     assert failed == []
+
+
+def test_a_writer_killed_mid_run_holds_up_no_one(tmp_path):
+    """``kill -9`` of an ingest while it holds the lease: the same command run again on the same machine takes
+    the lease over at once (the holder's process is gone) and ends with every text once."""
+    import os
+    import signal
+    import time
+
+    from pivot_spark.lake.lease import lease_state
+
+    texts = [f"Killed run text {i}: " + " ".join(f"w{(i * 5 + k) % 89}" for k in range(10)) for i in range(200)]
+    inp = _write_jsonl(tmp_path / "in", [{"text": t} for t in texts])
+    lake_dir = tmp_path / "lake"
+    args = ["ingest", "--config", "smoke", "--lake", str(lake_dir), "--input", str(inp), "--run-id", "k1", WAIT]
+    victim = _start(*args)
+    deadline = time.monotonic() + 600
+    while (lease_state(Lake(str(lake_dir))) or {}).get("state") != "held":
+        assert victim.poll() is None and time.monotonic() < deadline, "the ingest ended before it was killed"
+        time.sleep(0.2)
+    time.sleep(3)  # into its Spark work
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate(timeout=60)
+    t0 = time.monotonic()
+    again = subprocess.run([sys.executable, "-m", "pivot_spark.cli", *args], cwd=REPO, capture_output=True,
+                           text=True, timeout=1200)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "took over the writer lease of pivot-spark ingest" in again.stderr and "holder gone" in again.stderr
+    assert time.monotonic() - t0 < 600
+    hashes = _hashes(Lake(str(lake_dir)))
+    assert len(hashes) == 200 == len(set(hashes))
