@@ -6,8 +6,9 @@ stream after every layer goes through the final norm and the unembedding, then a
 returns the last layer's hidden state already normed, so the norm is applied to layers 1..L-1 only.
 
 Per layer: the top-1 token and its probability, and the probability mass on the source word's tokens, the
-target word's tokens (both as tokenized in the prompt) and the item's semantic pivot tokens (pivot candidates
-of the word pair from the lake's co-occurrence tables, :func:`pivot_spark.steps.pivots.pair_pivot_candidates`).
+target word's tokens (both as tokenized in the prompt) and the item's semantic pivot tokens (the word pair's
+pivots from the lake's ``pair_pivots`` table, or computed from its co-occurrence tables with the same rule,
+:func:`pivot_spark.steps.pivots.pair_pivot_candidates`).
 
 The bare word-start piece: SentencePiece writes a Japanese or Chinese word after a space as ``▁`` + the word's
 pieces (``"Japanese: 水"`` ends ``':', '▁', '水'``). That ``▁`` carries no meaning of the word, as the paper's
@@ -187,19 +188,63 @@ def lens_word_ids(tok: Any, items: Sequence[Item]) -> dict[tuple[str, str], list
 def pivot_sets(reader: TableReader, tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]], *,
                tokenizer: str | None, window: int | None, top_n: int) -> tuple[dict[tuple[str, str, str],
                                                                                     frozenset[int]], dict[str, Any]]:
-    """Pivot candidate token ids per (item, src, tgt) from the lake's tables; and what was used (window, n_docs,
-    the table versions read)."""
+    """Pivot token ids per (item, src, tgt), and what was used (source, window, the table versions read).
+
+    From the lake's ``pair_pivots`` table (``pivot-spark pair-pivots``) when it holds rows of ``tokenizer`` (and
+    ``window``, when given): the pair's pivots up to rank ``top_n``; a pair it lacks gets none. Otherwise computed
+    here from ``cooccurrence`` and ``token_stats`` with the same rule
+    (:func:`pivot_spark.steps.pivots.pair_pivot_candidates`, the default ``pivots.languages``, pieces that can be
+    words)."""
+    from evaluation.behaviours import pair_id
+
+    table = _pair_pivot_rows(reader, tokenizer, window)
+    if table is None:
+        return _computed_pivot_sets(reader, tok, items, directions, tokenizer=tokenizer, window=window, top_n=top_n)
+    kept = table[table["rank"] <= top_n]
+    by_pair = {str(p): frozenset(int(t) for t in g["token_id"]) for p, g in kept.groupby("pair_id")}
+    wanted = [(it, src, tgt) for src, tgt in directions for it in items if src in it.words and tgt in it.words]
+    out = {(it.id, src, tgt): by_pair.get(pair_id(it.id, src, tgt), frozenset()) for it, src, tgt in wanted}
+    info = {"source": "pair_pivots", "window": int(table["window"].iloc[0]) if len(table) else window,
+            "top_n": min(top_n, int(table["rank"].max()) if len(table) else top_n), "tokenizer": tokenizer,
+            "pairs_without_pivots": sum(1 for it, src, tgt in wanted if pair_id(it.id, src, tgt) not in by_pair),
+            "rule": "pivot-spark pair-pivots (tokens co-occurring with both words beyond their document frequency, "
+                    "ranked by the smaller excess; positions in natural-language spans only; pieces that can be "
+                    "words)",
+            "versions": reader.pinned()}
+    return out, info
+
+
+def _pair_pivot_rows(reader: TableReader, tokenizer: str | None, window: int | None) -> Any:
+    """The ``pair_pivots`` rows of the tokenizer (and window) as a DataFrame; None when the lake (or bundle) has
+    no such table or no such rows."""
+    import pyarrow.compute as pc
+
+    flt = pc.field("tokenizer") == tokenizer if tokenizer else None
+    if window is not None:
+        flt = pc.field("window") == window if flt is None else flt & (pc.field("window") == window)
+    try:
+        rows = reader.read("pair_pivots", ["pair_id", "token_id", "rank", "window", "tokenizer"], flt).to_pandas()
+    except FileNotFoundError:
+        return None
+    return rows if len(rows) else None
+
+
+def _computed_pivot_sets(reader: TableReader, tok: Any, items: Sequence[Item], directions: Sequence[tuple[str, str]],
+                         *, tokenizer: str | None, window: int | None, top_n: int
+                         ) -> tuple[dict[tuple[str, str, str], frozenset[int]], dict[str, Any]]:
     from evaluation import tables as lk
-    from pivot_spark.steps.pivots import PivotCandidateIndex, has_letters, pair_pivot_candidates, piece_width
+    from pivot_spark.config import PivotsConfig
+    from pivot_spark.steps.pivots import PivotCandidateIndex, pair_pivot_candidates, word_piece_mask
 
     words = lens_word_ids(tok, items)
     all_ids = {i for ids in words.values() for i in ids}
     cooc, used_window = lk.cooccurrence_near(reader, all_ids, window=window, tokenizer=tokenizer)
     stats = lk.token_doc_counts(reader, tokenizer)
     n_docs = lk.n_documents(reader)
-    vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
-    keep = np.array([has_letters(p or "") and piece_width(p or "") >= 2 for p in vocab], dtype=bool)
-    index = PivotCandidateIndex.build(cooc, stats)  # once for all pairs
+    defaults = PivotsConfig()
+    keep = word_piece_mask([p or "" for p in tok.convert_ids_to_tokens(list(range(len(tok))))],
+                           defaults.min_piece_chars)
+    index = PivotCandidateIndex.build(cooc, stats, defaults.languages)  # once for all pairs
     out: dict[tuple[str, str, str], frozenset[int]] = {}
     for src, tgt in directions:
         for it in items:
@@ -207,11 +252,11 @@ def pivot_sets(reader: TableReader, tok: Any, items: Sequence[Item], directions:
                 cand = pair_pivot_candidates(None, None, words[(it.id, src)], words[(it.id, tgt)],
                                              n_docs=max(n_docs, 1), top_n=top_n, keep=keep, index=index)
                 out[(it.id, src, tgt)] = frozenset(int(t) for t in cand["token_id"])
-    info = {"window": used_window, "n_docs": n_docs, "top_n": top_n, "tokenizer": tokenizer,
-            "cooccurrence_rows": len(cooc),
+    info = {"source": "cooccurrence", "window": used_window, "n_docs": n_docs, "top_n": top_n,
+            "tokenizer": tokenizer, "cooccurrence_rows": len(cooc),
             "rule": "pivot_spark.steps.pivots.pair_pivot_candidates (tokens co-occurring with both words beyond "
-                    "their document frequency, ranked by the smaller excess); tokens with letters and width >= 2 "
-                    "only",
+                    "their document frequency, ranked by the smaller excess; positions in spans of the default "
+                    "pivots.languages only; pieces that can be words)",
             "versions": reader.pinned()}
     return out, info
 

@@ -2,7 +2,8 @@
 into a workdir on the machine that reads it (docs/offline-bundle.md).
 
 The bundle (:mod:`pivot_spark.bundle`) holds the arms' ``train_set`` files, the tokenizer, the evaluation data set,
-the word-pair counts and, with ``eval.lens_pivots``, the co-occurrence rows touching the lens words. Its manifest
+the word-pair counts and, with ``eval.lens_pivots``, the co-occurrence rows touching the lens words and the word
+pairs' pivots (``pair_pivots``). Its manifest
 carries :func:`experiment.plan.bundle_key`; the models stage refuses a bundle made for other data settings.
 """
 
@@ -69,6 +70,15 @@ def export_bundle(r: Recipe, lake: str, storage_options: dict[str, str], *, toke
                                          ["token_id", "lang", "count", "doc_count", "tokenizer"],
                                          "logit lens: document frequencies of the tokenizer's tokens")
         counts.append("doc_tokens")
+        try:
+            reader.version("pair_pivots")
+        except FileNotFoundError:
+            pass  # a lake from before pair-pivots: the lens computes the pivots from the rows above
+        else:
+            trimmed["pair_pivots"] = Trimmed(
+                (pc.field("tokenizer") == tokenizer) & (pc.field("window") == e.lens_window),
+                ["pair_id", "token_id", "rank", "window", "tokenizer"],
+                f"logit lens: the word pairs' pivots (pivot-spark pair-pivots), window {e.lens_window}")
     max_bytes = None if r.bundle.max_mib is None else int(r.bundle.max_mib * 2**20)
     return export(reader, out, train=[(m.selection, m.arm) for m in model_runs(r)], trimmed=trimmed,
                   counts=counts, tokenizers=[tokenizer], files=files,

@@ -16,7 +16,8 @@ command again: the Spark jobs derive their run ids from their inputs, a model wh
 trained again (a half-trained one resumes from its checkpoint), an evaluation whose JSON exists is not run
 again. The comparisons and the results are cheap and always recomputed from what is on disk.
 
-Layout of ``workdir``: ``dataset/`` (items, corpus-items.txt, pairs.jsonl), ``models/{run}/`` (trainer output),
+Layout of ``workdir``: ``dataset/`` (items, corpus-items.txt, pairs.jsonl), ``audit/{selection}.json`` (what each
+arm holds: ``pivot-spark audit``), ``models/{run}/`` (trainer output),
 ``evals/{run}/{clwtd,lens,behaviours}/``, ``compare/``, ``results/`` (results.json, results.md, PNGs). A run
 name is ``{variant}-{arm}-s{seed}``; the main variant is ``main``.
 """
@@ -132,8 +133,10 @@ class Experiment:
         if self.from_bundle:
             raise ConfigError(f"{self.lake} is an offline bundle, which holds no corpus: run the data stage "
                               "against the lake, the models and report stages against the bundle")
+        from pivot_spark.pipeline.audit import audit
         from pivot_spark.pipeline.cooccur import cooccur
         from pivot_spark.pipeline.pair_cooccur import pair_cooccur
+        from pivot_spark.pipeline.pair_pivots import pair_pivots
         from pivot_spark.pipeline.pivots import pivots
         from pivot_spark.pipeline.rebuild import rebuild
         from pivot_spark.pipeline.score import score
@@ -173,8 +176,15 @@ class Experiment:
         pairs = self.path("dataset", "pairs.jsonl")
         self.step(f"pair-cooccur windows {self.r.eval.pair_windows} over the corpus")
         pair_cooccur(self._spark_cfg([f"cooccur.windows={self.r.eval.pair_windows}"]), str(pairs), quiet=True)
+        self.step(f"pair-pivots: the word pairs' pivots at window {self.r.eval.lens_window}")
+        pair_pivots(self._spark_cfg([f"pair_pivots.window={self.r.eval.lens_window}"]), str(pairs), quiet=True)
         self.indomain()
         self.facts["corpus"] = self.corpus_counts(main_set)
+        for name in sorted({v.selection for v in variants(self.r)}):
+            self.step(f"audit {name}: languages, code spans, evaluation words and pairs per arm")
+            res = audit(self._spark_cfg([f"audit.items={self.items_file()}"]), name,
+                        str(self.path("audit", f"{name}.json")), quiet=True)
+            self.facts.setdefault("audit", {})[name] = res["counts"]["arms"]
 
     def indomain(self) -> None:
         """The frozen in-domain item set: the recipe's committed one (hash checked), else built from the lake

@@ -221,22 +221,24 @@ def _write_report(lake: Lake, selection: str, report: Mapping[str, Any], out: st
 
 
 def print_audit(counts: Mapping[str, Any]) -> None:
-    """The per-arm totals as one table (and the code-span share of the pivot arm against the random arm)."""
+    """The per-arm totals as one table, each arm's languages, and the code-span share of the pivot arm against
+    the random arm."""
     from rich.console import Console
     from rich.table import Table
 
     arms = counts.get("arms", {})
     t = Table(title=f"audit · selection {counts.get('selection')} · pairs within {counts.get('window')} tokens")
-    for col in ("arm", "docs", "tokens", "languages (token share)", "zxx", "words seen", "word occ.",
-                "pairs co-occurring", "pair co-occ."):
-        t.add_column(col, overflow="fold")
+    for col in ("arm", "docs", "tokens", "zxx", "words seen", "word occ.", "pairs near", "pair co-occ."):
+        t.add_column(col, justify="left" if col == "arm" else "right")
     for arm, v in arms.items():
-        top = " ".join(f"{k} {s:.2f}" for k, s in list(v["lang_share"].items())[:5])
-        t.add_row(arm, f"{v['documents']:,}", f"{v['tokens']:,}", top, f"{v['zxx_share']:.3f}",
+        t.add_row(arm, f"{v['documents']:,}", f"{v['tokens']:,}", f"{v['zxx_share']:.3f}",
                   f"{v['words_seen']:,}/{v['words']:,}", f"{v['word_occurrences']:,}",
                   f"{v['pairs_cooccurring']:,}/{v['pairs']:,}", f"{v['pair_cooccurrences']:,}")
     con = Console()
     con.print(t)
+    for arm, v in arms.items():
+        top = " ".join(f"{k} {x:.2f}" for k, x in sorted(v["lang_share"].items(), key=lambda kv: -kv[1])[:8])
+        con.print(f"{arm}: {top}", highlight=False)
     if "pivot" in arms and "random" in arms and arms["random"]["zxx_share"] > 0:
         ratio = arms["pivot"]["zxx_share"] / arms["random"]["zxx_share"]
         con.print(f"code-span (zxx) share, pivot arm / random arm: {ratio:.2f}", highlight=False)

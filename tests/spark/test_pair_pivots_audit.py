@@ -104,7 +104,7 @@ def test_pair_pivots_on_a_synthetic_corpus_with_known_pivots(spark):
         assert set(mine["token_id"]) <= set(pivots) and len(mine) == 3
 
 
-def test_pair_pivots_job_equals_the_reference_on_the_fixture(spark, lake_copy, tmp_path):
+def test_pair_pivots_job_equals_the_reference_on_the_fixture(spark, smoke_lake, lake_copy, tmp_path):
     pairs_file = tmp_path / "pairs.jsonl"
     _, pairs = eval_words(ITEMS)
     pairs_file.write_text("".join(json.dumps(dict(zip(["pair_id", "lang_a", "word_a", "lang_b", "word_b"], p,
@@ -131,6 +131,23 @@ def test_pair_pivots_job_equals_the_reference_on_the_fixture(spark, lake_copy, t
         mine = rows[rows["pair_id"] == pid].sort_values("rank")[COLUMNS].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine.astype(want.dtypes.to_dict()), want, check_exact=True)
         assert all(rows.loc[rows["pair_id"] == pid, "piece"] == [sp.id_to_piece(int(t)) for t in mine["token_id"]])
+
+    # the logit lens reads the table; a lake without it gives the same sets, computed with the same rule
+    from evaluation.dataset import Item
+    from evaluation.logit_lens import pivot_sets
+    from pivot_spark.lake.reader import open_reader
+    from pivot_spark.steps.tokenize import hf_tokenizer
+
+    items = [Item(it["id"], k, "n", dict(it["words"]), {}, {}) for k, it in enumerate(ITEMS)]
+    directions = [("en", "fr"), ("fr", "de"), ("zh", "ja")]
+    hf = hf_tokenizer(sp_path)
+    from_table, info = pivot_sets(open_reader(str(lake_copy)), hf, items, directions, tokenizer=tok, window=None,
+                                  top_n=30)
+    assert info["source"] == "pair_pivots" and info["window"] == 10 and "pair_pivots" in info["versions"]
+    computed, info = pivot_sets(open_reader(str(smoke_lake)), hf, items, directions, tokenizer=tok, window=None,
+                                top_n=30)
+    assert info["source"] == "cooccurrence"
+    assert from_table == computed and any(from_table.values())
 
 
 def test_audit_counts_equal_a_brute_force_count(spark, lake_copy, tmp_path):

@@ -21,7 +21,7 @@ from pivot_spark.lake import Lake
 from pivot_spark.pipeline.pivots import spark_pivots
 from pivot_spark.pipeline.select import select_arms
 from pivot_spark.steps.cooccur import count_pairs, sum_counts, token_stats
-from pivot_spark.steps.pivots import PAIR_KEYS, build_pivots, piece_table
+from pivot_spark.steps.pivots import PAIR_KEYS, build_pivots, language_rows, piece_table
 from pivot_spark.steps.select import assign_shards, lang_mix, select_arm
 from pivot_spark.steps.tokenize import content_and_stops, vocab_pieces
 from tests.unit.test_pivots import synthetic_corpus
@@ -72,7 +72,7 @@ def test_pivots_equal_the_reference_on_the_fixture(spark, smoke_lake, overrides)
     n_docs = lake.read_arrow("doc_tokens", columns=["doc_id"]).num_rows
     ref = build_pivots(cooc, stats, n_docs=n_docs, pieces=pieces, content=content, cfg=cfg, pivot_set="s",
                        tokenizer=tok, stop_ids=stops, docs_by_lang=docs_by_lang)
-    assert len(ref.pivots) > 100
+    assert len(ref.pivots) > 40  # the smoke vocabulary (2,000 pieces) has few word-initial Latin pieces
     if not overrides:  # the job's table is the reference's, to the last bit
         written = lake.read_arrow("pivots").to_pandas().sort_values("rank").reset_index(drop=True)
         label = written["pivot_set"][0]
@@ -82,7 +82,8 @@ def test_pivots_equal_the_reference_on_the_fixture(spark, smoke_lake, overrides)
                        docs_by_lang=docs_by_lang, vocab=piece_table(pieces, content, stops, cfg.min_piece_chars),
                        cfg=cfg, pivot_set="s", tokenizer=tok)
     assert_same_pivots(got, ref)
-    assert got.edges == len(cooc)
+    listed, _ = language_rows(cooc, None, cfg.languages)  # edges between the listed languages only
+    assert listed is not None and got.edges == len(listed) < len(cooc)
 
 
 def test_pivots_on_a_synthetic_graph_whatever_the_partitioning(spark):
@@ -97,10 +98,10 @@ def test_pivots_on_a_synthetic_graph_whatever_the_partitioning(spark):
     docs_by_lang = {"en": 150, "fr": 140, "de": 110}
     cfg = PivotsConfig(top_k=25, min_assoc=0.5, min_token_count=5, max_lang_doc_freq=0.9, min_lang_docs=100)
     ref = build_pivots(cooc, stats, n_docs=len(docs), pieces=pieces, content=content, cfg=cfg, pivot_set="s",
-                       tokenizer="t", stop_ids=[pieces.index("▁Name7")], docs_by_lang=docs_by_lang)
+                       tokenizer="t", stop_ids=[pieces.index("▁Nameh")], docs_by_lang=docs_by_lang)
     assert {"not_content", "too_frequent", "below_top_k"} <= set(ref.dropped())
     assert set(names[:7]) <= set(ref.pivots["token_id"].head(12))  # the known hubs lead
-    vocab = piece_table(pieces, content, [pieces.index("▁Name7")], cfg.min_piece_chars)
+    vocab = piece_table(pieces, content, [pieces.index("▁Nameh")], cfg.min_piece_chars)
     tables = []
     for n_parts in (1, 7):
         with shuffle_partitions(spark, n_parts):
