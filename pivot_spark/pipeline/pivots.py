@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pivot_spark import models
 from pivot_spark.config import PivotConfig, PivotsConfig
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.catalog import PIVOTS_JOB, CatalogEntry, require_tokenizer
@@ -71,7 +70,7 @@ def pivots(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         from pyspark.sql import functions as F
 
         ctx.catalog = CatalogEntry(tokenizer=tok, pivot_set=label)
-        sp_path = str(models.tokenizer_path(ctx.lake.uri, tok))
+        sp_path = str(ctx.lake.tokenizer_path(tok))
         content, stops = content_and_stops(sp_path, cfg.cooccur.stop_list)
         cooc = ctx.read("cooccurrence").filter((F.col("tokenizer") == tok) & (F.col("window") == pc_.window))
         stats = ctx.read("token_stats").filter(F.col("tokenizer") == tok)
