@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,8 +34,14 @@ def code(text: str) -> list[str]:
 def is_spark_property(key: str) -> bool:
     """`spark.executor.memoryOverhead` is Spark's setting; `spark.shuffle_partitions` is the config's (its keys
     are fields of SparkConfig or snake_case)."""
-    first = key.split(".")[1]
-    return key.startswith("spark.") and first not in SparkConfig.model_fields and "_" not in first
+    parts = key.split(".")
+    if not key.startswith("spark.") or len(parts) < 2:
+        return False
+    field = SparkConfig.model_fields.get(parts[1])
+    if field is None:
+        return "_" not in parts[1]
+    # a setting that is not a map takes no sub-keys: `spark.ui.prometheus.enabled` is Spark's, `spark.ui` ours
+    return len(parts) > 2 and typing.get_origin(field.annotation) is not dict
 
 
 def documented_keys() -> list[tuple[str, str]]:
