@@ -122,9 +122,11 @@ def cooccur(config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt 
     _run(lambda: _write("cooccur", job, _cfg(config, lake, run_id, overrides, ui=ui)))
 
 
+PairsOpt = Annotated[str, typer.Option("--pairs", help="JSON Lines: pair_id, lang_a, word_a, lang_b, word_b")]
+
+
 @app.command("pair-cooccur")
-def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines: pair_id, lang_a, word_a, "
-                                                                    "lang_b, word_b")],
+def pair_cooccur(pairs: PairsOpt,
                  config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
                  overrides: Overrides = None) -> None:
     """Co-occurrence of word pairs (e.g. the evaluation dictionary) -> `pair_cooccurrence`."""
@@ -134,8 +136,7 @@ def pair_cooccur(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines:
 
 
 @app.command("pair-pivots")
-def pair_pivots(pairs: Annotated[str, typer.Option("--pairs", help="JSON Lines: pair_id, lang_a, word_a, "
-                                                                   "lang_b, word_b")],
+def pair_pivots(pairs: PairsOpt,
                 config: ConfigOpt = "local", lake: LakeOpt = None, run_id: RunIdOpt = None, ui: UiOpt = False,
                 overrides: Overrides = None) -> None:
     """The semantic pivots of each word pair (tokens near both words beyond their background) -> `pair_pivots`."""
