@@ -39,7 +39,7 @@ from _common import (
     stop_session,
 )
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.annotate import annotate, lid_path
@@ -55,7 +55,7 @@ def plain_loop(src: Path, out: Path, model: Path, cfg: PivotConfig) -> dict[str,
     from pivot_spark.steps.annotate import annotate_batch
 
     clone_tables(src, out, [])
-    tok_hash = models.file_hash(model)
+    tok_hash = artifacts.file_hash(model)
     t0, c0 = time.perf_counter(), cpu_seconds()
     dataset = Lake(str(src)).delta("documents").to_pyarrow_dataset()
     lang_parts, token_parts = [], []

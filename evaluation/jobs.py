@@ -193,7 +193,7 @@ def logit_lens(cfg: LensConfig) -> dict[str, Any]:
 def lake_tokenizer(model: Path, reader: TableReader, given: str | None) -> str:
     """The lake tokenizer hash the model's ids belong to: token ids from another tokenizer mean nothing."""
     from evaluation.tables import tokenizers_in
-    from pivot_spark.models import file_hash
+    from pivot_spark.artifacts import file_hash
 
     in_lake = tokenizers_in(reader, "cooccurrence")
     if given:

@@ -39,7 +39,7 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.io.fs import Location, location
 from pivot_spark.lake.reader import VersionNotFound
 from pivot_spark.names import equals_predicate
@@ -143,13 +143,13 @@ class Lake:
         return self._store
 
     def tokenizer_path(self, tok_hash: str) -> Path:
-        """A local path of the lake's tokenizer ``tok_hash`` (:func:`pivot_spark.models.tokenizer_path`)."""
-        return models.tokenizer_path(self.uri, tok_hash, self.storage_options)
+        """A local path of the lake's tokenizer ``tok_hash`` (:func:`pivot_spark.artifacts.tokenizer_path`)."""
+        return artifacts.tokenizer_path(self.uri, tok_hash, self.storage_options)
 
     def store_tokenizer(self, model_file: str | os.PathLike[str]) -> str:
         """Store a SentencePiece model in the lake under its content hash; return the hash
-        (:func:`pivot_spark.models.store_tokenizer`)."""
-        return models.store_tokenizer(self.uri, model_file, self.storage_options)
+        (:func:`pivot_spark.artifacts.store_tokenizer`)."""
+        return artifacts.store_tokenizer(self.uri, model_file, self.storage_options)
 
     def delta(self, table: str, version: int | None = None) -> DeltaTable | None:
         """The table at ``version`` (the newest when None); None when it does not exist; :class:`VersionNotFound`

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.config import LangIdConfig, PivotConfig
 from pivot_spark.lake import Lake
 from pivot_spark.lake.spark import file_prefix_of, make_file_writer, plan_row_slices, read_slice_batches
@@ -58,7 +58,7 @@ OUTPUTS = ("doc_lang", "doc_tokens")
 
 
 def lid_path(cfg: PivotConfig) -> str:
-    return cfg.langid.model_path or str(models.bundled_lid_model())
+    return cfg.langid.model_path or str(artifacts.bundled_lid_model())
 
 
 def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         sample.unpersist()
         ctx.catalog = CatalogEntry(tokenizer=tok_hash)
         return {"tokenizer": tok_hash, "vocab_size": tc.vocab_size, "sample": per_lang,
-                "model_file": models.tokenizer_uri(ctx.lake.uri, tok_hash)}
+                "model_file": artifacts.tokenizer_uri(ctx.lake.uri, tok_hash)}
 
     return run_job(cfg, TOKENIZER_JOB, body, input_tables=("documents",), quiet=quiet)
 
@@ -136,7 +136,7 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake.uri, cfg.lake.storage_options)
     tok_hash = require_tokenizer(lake, cfg, "`pivot-spark train-tokenizer` first "
                                             "(or set tokenizer.model_path to a SentencePiece BPE model)")
-    lid_id = f"{Path(lid_path(cfg)).name}:{models.file_hash(lid_path(cfg))}"
+    lid_id = f"{Path(lid_path(cfg)).name}:{artifacts.file_hash(lid_path(cfg))}"
 
     def body(ctx: RunContext) -> dict[str, Any]:
         ctx.catalog = CatalogEntry(tokenizer=tok_hash)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pivot_spark.artifacts import file_hash
 from pivot_spark.config import LangIdConfig
-from pivot_spark.models import file_hash
 from pivot_spark.schemas import DOC_LANG, DOC_TOKENS
 from pivot_spark.steps.langcodes import UNDETERMINED
 from pivot_spark.steps.langid import DocLang, LidModel, get_lid_model, identify_batch

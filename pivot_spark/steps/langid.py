@@ -48,8 +48,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from pivot_spark.artifacts import bundled_lid_model, file_hash
 from pivot_spark.config import LangIdConfig
-from pivot_spark.models import bundled_lid_model, file_hash
 from pivot_spark.steps.codelines import code_line_mask
 from pivot_spark.steps.langcodes import NO_LINGUISTIC_CONTENT, UNDETERMINED, normalize_lang
 

@@ -40,7 +40,7 @@ def lake(tmp_path_factory, tiny_model_dir, sample_items) -> Path:
     from evaluation.logit_lens import corpus_form_ids
     from evaluation.model_io import load_model
     from pivot_spark import schemas
-    from pivot_spark.models import file_hash
+    from pivot_spark.artifacts import file_hash
     from pivot_spark.steps import cooccur
 
     _, tok, _ = load_model(tiny_model_dir, device="cpu")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.config import load_config
 from pivot_spark.io.fs import list_files, location
 from pivot_spark.io.readers import plan_units
@@ -158,7 +158,7 @@ def test_soak_concurrent_ingests_and_rebuilds_end_with_the_distinct_documents_co
     assert sorted(annotated) == sorted(doc_ids)  # every document annotated, once
     tok = lake.read_arrow("doc_tokens", columns=["tokenizer"])["tokenizer"][0].as_py()
     window, min_count = cfg.cooccur.windows[0], cfg.cooccur.min_count
-    content = content_mask(get_sp(models.tokenizer_path(lake.uri, tok)))
+    content = content_mask(get_sp(artifacts.tokenizer_path(lake.uri, tok)))
     snapshots = set(lake.read_arrow("doc_tokens", columns=["snapshot"]).column(0).to_pylist())
     for snap in sorted(snapshots):  # counts are per snapshot, each counted once
         docs = lake.read_arrow("doc_tokens", columns=["token_ids", "token_langs"],

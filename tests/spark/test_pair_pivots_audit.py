@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.config import load_config
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.audit import audit, count_specs, eval_words
@@ -116,7 +116,7 @@ def test_pair_pivots_job_equals_the_reference_on_the_fixture(spark, smoke_lake, 
     assert table.schema.names == PAIR_PIVOTS.names and res["counts"]["window"] == 10
     assert res["counts"]["pairs_with_pivots"] >= 5 and table.num_rows == res["counts"]["rows"]
     tok = table["tokenizer"][0].as_py()
-    sp_path = str(models.tokenizer_path(lake.uri, tok))
+    sp_path = str(artifacts.tokenizer_path(lake.uri, tok))
     sp = get_sp(sp_path)
     flt = (pc.field("tokenizer") == tok) & (pc.field("window") == 10)
     cooc = sum_counts([lake.read_arrow("cooccurrence", columns=[*PAIR_KEYS, "count", "doc_count"], filter=flt)],
@@ -172,7 +172,7 @@ def test_audit_counts_equal_a_brute_force_count(spark, lake_copy, tmp_path):
     for arm, doc_id in zip(train["arm"].to_pylist(), train["doc_id"].to_pylist(), strict=True):
         arms.setdefault(arm, []).append(by_id[doc_id])
     words, pairs = eval_words(ITEMS)
-    word_specs, pair_specs = count_specs(get_sp(str(models.tokenizer_path(lake.uri, tok))), words, pairs)
+    word_specs, pair_specs = count_specs(get_sp(str(artifacts.tokenizer_path(lake.uri, tok))), words, pairs)
     spellings: dict[str, list] = {}
     for spec, ids in word_specs:
         spellings.setdefault(spec.rsplit("#", 1)[0], []).append(ids)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.config import load_config
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline import annotate as ann
@@ -55,7 +55,7 @@ def test_smoke_lake_has_every_table(smoke_lake):
 def test_llama_tokenizer_reproduces_doc_tokens(smoke_lake):
     lake = Lake(str(smoke_lake))
     tok = _tok(lake)
-    hf = hf_tokenizer(models.tokenizer_path(lake.uri, tok))
+    hf = hf_tokenizer(artifacts.tokenizer_path(lake.uri, tok))
     docs = {r["doc_id"]: r["text"] for r in lake.read_arrow("documents", columns=["doc_id", "text"]).to_pylist()}
     rows = lake.read_arrow("doc_tokens", columns=["doc_id", "token_ids"]).to_pylist()
     checked = 0
@@ -69,7 +69,7 @@ def test_cooccurrence_equals_brute_force(smoke_lake):
     lake = Lake(str(smoke_lake))
     cfg = _cfg(lake.uri)
     tok = _tok(lake)
-    sp = get_sp(models.tokenizer_path(lake.uri, tok))
+    sp = get_sp(artifacts.tokenizer_path(lake.uri, tok))
     content = content_mask(sp)
     window = cfg.cooccur.windows[0]
     docs = lake.read_arrow("doc_tokens", columns=["token_ids", "token_langs"]).to_pylist()
@@ -162,7 +162,7 @@ def test_incremental_snapshot_adds_exactly_the_new_counts(lake_copy, tmp_path):
     assert old.equals(before_cooc.sort_values(list(before_cooc.columns)).reset_index(drop=True))
     # The new rows are exactly the counts of the new documents alone.
     tok = _tok(lake)
-    sp = get_sp(models.tokenizer_path(lake.uri, tok))
+    sp = get_sp(artifacts.tokenizer_path(lake.uri, tok))
     new_docs = lake.read_arrow("doc_tokens", partition_filters=[("snapshot", "=", "extra")]).to_pylist()
     ref = brute_force_pairs(((d["token_ids"], d["token_langs"]) for d in new_docs), window=10,
                             content=content_mask(sp))
@@ -244,7 +244,7 @@ def test_annotate_plans_agree(smoke_lake, tmp_path):
 
     from pivot_spark.config import load_config
 
-    tok_model = models.tokenizer_path(str(smoke_lake), _tok(Lake(str(smoke_lake))))
+    tok_model = artifacts.tokenizer_path(str(smoke_lake), _tok(Lake(str(smoke_lake))))
     out = {}
     for direct in (True, False):
         lake_dir = tmp_path / f"lake-{direct}"
@@ -287,7 +287,7 @@ def test_pair_cooccur_counts_pairs_whose_ids_hold_separators(lake_copy, tmp_path
     assert res["status"] == "ok"
     got = {(r["pair_id"], r["window"]): (r["count"], r["doc_count"])
            for r in lake.read_arrow("pair_cooccurrence").to_pylist()}
-    sp = get_sp(models.tokenizer_path(lake.uri, _tok(lake)))
+    sp = get_sp(artifacts.tokenizer_path(lake.uri, _tok(lake)))
     docs = lake.read_arrow("doc_tokens", columns=["token_ids", "token_langs"])
     for p in pairs:
         specs = [(f"{p['pair_id']}|{va}{vb}", p["lang_a"], ia, p["lang_b"], ib)

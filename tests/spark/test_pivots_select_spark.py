@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pivot_spark import models
+from pivot_spark import artifacts
 from pivot_spark.config import PivotsConfig, load_config
 from pivot_spark.lake import Lake
 from pivot_spark.pipeline.pivots import spark_pivots
@@ -66,7 +66,7 @@ def test_pivots_equal_the_reference_on_the_fixture(spark, smoke_lake, overrides)
     lake = Lake(str(smoke_lake))
     cfg = load_config("smoke", [f"lake.uri={lake.uri}", *overrides]).pivots
     tok, cooc, stats, docs_by_lang = fixture_graph(lake, cfg)
-    sp_path = str(models.tokenizer_path(lake.uri, tok))
+    sp_path = str(artifacts.tokenizer_path(lake.uri, tok))
     content, stops = content_and_stops(sp_path, None)
     pieces = vocab_pieces(sp_path).tolist()
     n_docs = lake.read_arrow("doc_tokens", columns=["doc_id"]).num_rows

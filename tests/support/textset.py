@@ -23,7 +23,7 @@ import pyarrow as pa
 import sentencepiece as spm
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
-from pivot_spark.models import store_tokenizer
+from pivot_spark.artifacts import store_tokenizer
 from pivot_spark.schemas import TRAIN_SET
 
 TEXT_ROOTS = ("/usr/share/common-licenses", "/usr/share/doc")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from deltalake import write_deltalake
 
-from pivot_spark.models import store_tokenizer
+from pivot_spark.artifacts import store_tokenizer
 from pivot_spark.schemas import TRAIN_SET
 from training.data import PackedStream, TokenLoader, eval_batches, open_train_set
 

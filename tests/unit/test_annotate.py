@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pivot_spark.artifacts import file_hash
 from pivot_spark.config import LangIdConfig, TokenizerConfig
-from pivot_spark.models import file_hash
 from pivot_spark.schemas import DOC_LANG, DOC_TOKENS
 from pivot_spark.steps.annotate import annotate_batch
 from pivot_spark.steps.langid import get_lid_model, identify_batch
