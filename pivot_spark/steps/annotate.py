@@ -33,13 +33,14 @@ def _tokenizer_hash(sp_path: str) -> str:
 
 
 def annotate_batch(batch: pa.RecordBatch, *, lid_path: str | Path | None, sp_path: str | Path | None,
-                   tok_hash: str | None = None, cfg: LangIdConfig
+                   tok_hash: str | None = None, cfg: LangIdConfig, templates: np.ndarray | None = None
                    ) -> tuple[pa.RecordBatch, pa.RecordBatch, dict[str, int]]:
     """Language-tag and tokenize a batch with columns ``doc_id``, ``text``, ``snapshot`` (others are ignored).
 
     ``lid_path`` None means the bundled ``lid.176.ftz``; ``sp_path`` None means language ID only (the tokenizer
     is trained on a language-balanced sample, which needs ``doc_lang`` first), giving an empty ``doc_tokens``
-    batch. ``tok_hash`` defaults to the model file's content hash. Returns rows matching
+    batch. ``tok_hash`` defaults to the model file's content hash; ``templates``: the keys of template lines
+    (:func:`~pivot_spark.steps.langid.identify_batch`). Returns rows matching
     :data:`~pivot_spark.schemas.DOC_LANG` and :data:`~pivot_spark.schemas.DOC_TOKENS`, and counts:
     ``docs``, ``docs_annotated``, ``docs_empty`` (blank text), ``docs_no_letters``, ``docs.lang.<code>``,
     ``tokens``, ``tokens.lang.<code>`` and ``skipped.<reason>``.
@@ -64,7 +65,7 @@ def annotate_batch(batch: pa.RecordBatch, *, lid_path: str | Path | None, sp_pat
             texts[i] = ""
 
     kept_texts = [texts[i] for i in keep]
-    labels = _identify_safely(kept_texts, cfg, model, counts)
+    labels = _identify_safely(kept_texts, cfg, model, counts, templates)
 
     lang_rows: dict[str, list] = {f.name: [] for f in DOC_LANG}
     tok_rows: dict[str, list] = {f.name: [] for f in DOC_TOKENS}
@@ -97,16 +98,16 @@ def annotate_batch(batch: pa.RecordBatch, *, lid_path: str | Path | None, sp_pat
     return _doc_lang_batch(lang_rows), _doc_tokens_batch(tok_rows), dict(counts)
 
 
-def _identify_safely(texts: list[str], cfg: LangIdConfig, model: LidModel, counts: Counter[str]
-                     ) -> list[DocLang | None]:
+def _identify_safely(texts: list[str], cfg: LangIdConfig, model: LidModel, counts: Counter[str],
+                     templates: np.ndarray | None) -> list[DocLang | None]:
     """One fastText call for the batch; if it raises, retry document by document to isolate the culprit."""
     try:
-        return list(identify_batch(texts, cfg, model))
+        return list(identify_batch(texts, cfg, model, templates))
     except Exception:
         out: list[DocLang | None] = []
         for text in texts:
             try:
-                out.append(identify_batch([text], cfg, model)[0])
+                out.append(identify_batch([text], cfg, model, templates)[0])
             except Exception as e:
                 counts[f"skipped.langid_error.{type(e).__name__}"] += 1
                 out.append(None)

@@ -13,7 +13,7 @@ labelled by hand (``tests/fixtures/code_lines.tsv``, ``tests/unit/test_codelines
 2. it is a heading in capitals (every cased letter upper-case, at most six words, no final period):
    ``SYNOPSIS``, ``SEE ALSO``, ``VALEUR RENVOYÉE``, function names such as ``DISTR.HIPERGEOM``; or
 3. it matches a construct of code: a C preprocessor line, a C declaration (``int fscanf(FILE *restrict f,``),
-   a LibreOffice Basic statement (``Dim``, ``Sub``, ``End Sub``, ``Option Explicit``, ``... As Integer``), a
+   a Python import or definition (``from scriptforge import CreateScriptService``), a LibreOffice Basic statement (``Dim``, ``Sub``, ``End Sub``, ``Option Explicit``, ``... As Integer``), a
    statement ending in ``;``, ``{`` or ``}`` right after code, a shell prompt (``$ ls``, ``user@host:~$``), a
    line of font family names (``Noto Sans CJK JP``); unless a natural-language phrase of at least
    ``_LONG_PHRASE`` words or CJK characters sits in it (a sentence that quotes code stays prose); or
@@ -69,6 +69,8 @@ _CODE_SYMBOLS = {"{", "}", "=", "==", "&&", "||", "*/", "/*", "//", "#", "|", "\
 _ASSIGN = re.compile(r"^[A-Za-z_$][\w.$\[\]]*\s*(?:[-+*/|&]?=|:=)\s*\S")
 _OPERATOR = re.compile(r":=|==|!=|->|::|&&|\|\||<<|>>=|\+\+|\+=")
 _TABLE_SEPARATOR = re.compile(r"[│┃|]")
+_PYTHON = re.compile(r"^(?:from\s+[\w.]+\s+import\s+[\w.*]|import\s+[\w.]+(?:\s+as\s+\w+)?$|"
+                     r"(?:def|class)\s+\w+\s*[(:]|(?:elif|while|with)\s.*:$|print\()")
 _SHELL = re.compile(r"^for\s+\w+\s+in\s.*;\s*(?:do)?$|^(?:do|done|fi|then|esac|else)$|^(?:if|while|until)\s+\[|"
                     r"^(?:d-i|[a-z][\w-]*)\s+\S+/\S+\s+(?:string|boolean|select|multiselect|note|password|text|seen)\b")
 _FONT_STYLE = {"Sans", "Serif", "Mono", "Math", "Symbols", "Emoji", "Kufi", "Naskh", "Nastaliq", "Mincho",
@@ -151,7 +153,7 @@ def is_code_line(line: str) -> bool:
     construct = (_C_PREPROCESSOR.match(text) is not None or _C_TYPE_ALONE.match(text) is not None or _C_DECL.match(text) is not None
                  or _C_KEYWORD.match(text) is not None or _BASIC.match(text) is not None
                  or _BASIC_AS.search(text) is not None or _PROMPT.match(text) is not None
-                 or _CALL.match(text) is not None or _ASSIGN.match(text) is not None
+                 or _PYTHON.match(text) is not None or _CALL.match(text) is not None or _ASSIGN.match(text) is not None
                  or _OPERATOR.search(text) is not None or _SHELL.match(text) is not None or _font_line(body)
                  or (_STATEMENT_END.search(text) is not None and "code" in kinds))
     if construct:

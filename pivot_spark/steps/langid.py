@@ -19,8 +19,10 @@ fast: ``model.predict`` takes a list and loops in C++):
    mixed or doubtful documents: consumers threshold it, nothing is dropped here). A document is ``und`` only
    when no unit has a letter (empty, blank, only digits, punctuation or emoji).
 4. Lines without linguistic content (code, commands, markup, tables, headings in capitals, lines without letters:
-   :func:`pivot_spark.steps.codelines.code_line_mask`) are labelled ``zxx`` (ISO 639: no linguistic content),
-   whatever fastText says, with score 1. The document distribution of step 3 still counts them as fastText reads
+   :func:`pivot_spark.steps.codelines.code_line_mask`) and *template lines* (units whose text is one of
+   ``templates``, the :func:`unit_key` of units that recur verbatim in many documents: section headings,
+   boilerplate, license and credit lines) are labelled ``zxx`` (ISO 639: no linguistic content; here: not
+   running text of a language), whatever fastText says, with score 1. The document distribution of step 3 still counts them as fastText reads
    them, so the language of a page, and everything chosen by it (the tokenizer's training sample), does not
    depend on the code detector.
 5. Other unreliable units (short lines, low scores) take the language of the previous reliable unit that is not
@@ -37,6 +39,7 @@ fast: ``model.predict`` takes a list and loops in C++):
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import threading
@@ -127,12 +130,25 @@ def text_units(text: str, unit: str) -> list[tuple[int, int]]:
     return units
 
 
+def unit_key(unit: str) -> int:
+    """A stable 64-bit key of a unit's text (the same in every process), for template lines."""
+    return int.from_bytes(hashlib.blake2b(unit.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little",
+                          signed=True)
+
+
+def unit_keys(text: str, unit: str) -> set[int]:
+    """The distinct :func:`unit_key` of a text's units (lines or paragraphs, as :func:`text_units` cuts them)."""
+    return {unit_key(text[s:e]) for s, e in text_units(text, unit)}
+
+
 def identify(text: str, cfg: LangIdConfig, model: LidModel | None = None) -> DocLang:
     return identify_batch([text], cfg, model)[0]
 
 
-def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | None = None) -> list[DocLang]:
-    """Label many documents with ONE fastText call over all their units (see the module docstring).
+def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | None = None,
+                   templates: np.ndarray | None = None) -> list[DocLang]:
+    """Label many documents with ONE fastText call over all their units (see the module docstring); units whose
+    :func:`unit_key` is in ``templates`` (sorted int64) are template lines.
 
     The per-unit bookkeeping is vectorized over the whole batch (one row per unit, ``doc`` says whose), so the
     Python cost per unit stays small next to fastText's own.
@@ -142,7 +158,11 @@ def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | No
     raw = [t[s:e] for t, units in zip(texts, all_units, strict=True) for s, e in units]
     inputs = [_fasttext_input(x) for x in raw]
     labels, probs = _predict(model, inputs, cfg.top_k)
-    u = _UnitTable.build(all_units, inputs, labels, probs, code_line_mask(raw), cfg)
+    code = code_line_mask(raw)
+    if templates is not None and len(templates) and raw:
+        keys = np.fromiter((unit_key(x) for x in raw), dtype=np.int64, count=len(raw))
+        code |= np.isin(keys, templates)
+    u = _UnitTable.build(all_units, inputs, labels, probs, code, cfg)
     return [_document(text, u, d, cfg) for d, text in enumerate(texts)]
 
 

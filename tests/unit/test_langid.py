@@ -188,3 +188,15 @@ def test_every_fasttext_label_normalizes_to_a_distinct_code() -> None:
     codes = [normalize_lang(x) for x in labels]
     assert "und" not in codes
     assert len(set(codes)) == len(labels), Counter(codes).most_common(3)
+
+
+def test_template_lines_are_zxx() -> None:
+    """Units whose text recurs in many documents (the caller finds them: pipeline.annotate.template_lines) are
+    template spans, labelled zxx like code; the key is stable across processes."""
+    text = ("Ce programme affiche la liste des fichiers du répertoire courant.\nVoir aussi\n"
+            "Il accepte de nombreuses options, décrites ci-dessous en détail.\n")
+    templates = np.array(sorted(langid.unit_keys("Voir aussi\nRelated Topics", "line")), dtype=np.int64)
+    spans = identify_batch([text], LangIdConfig(), templates=templates)[0].spans
+    assert [(text[s.start:s.end].strip(), s.lang) for s in spans][1] == ("Voir aussi", "zxx")
+    assert identify_batch([text], LangIdConfig(), templates=np.zeros(0, np.int64)) == [identify(text, LangIdConfig())]
+    assert langid.unit_key("Voir aussi") == -7421776952278639993  # BLAKE2b: the same in every process
