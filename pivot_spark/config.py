@@ -310,21 +310,6 @@ class ConfigError(ValueError):
     pass
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _preset_text(name: str) -> str | None:
-    """A preset's YAML, read as a package resource (works from a zip on --py-files too)."""
-    res = resources.files("pivot_spark").joinpath("presets", f"{name}.yaml")
-    return res.read_text(encoding="utf-8") if res.is_file() else None
-
 class _YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader (YAML 1.1), which also reads YAML 1.2 floats without a dot (``5e6``, ``1e-3``)."""
 
@@ -420,6 +405,21 @@ def _load_typed(text: str, annotation: Any, where: str) -> Any:
     finally:
         loader.dispose()
 
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _preset_text(name: str) -> str | None:
+    """A preset's YAML, read as a package resource (works from a zip on --py-files too)."""
+    res = resources.files("pivot_spark").joinpath("presets", f"{name}.yaml")
+    return res.read_text(encoding="utf-8") if res.is_file() else None
 
 
 def preset_names() -> list[str]:
@@ -521,3 +521,18 @@ def load_config(preset: str | None = "local", overrides: list[str] | tuple[str, 
     except InvalidName as e:
         raise ConfigError(str(e)) from e
     return cfg
+
+
+def typed_value(text: str, model: type[BaseModel], keys: list[str], where: str) -> Any:
+    """``text`` (one YAML value) typed for the field ``keys`` of ``model`` (through nested sections), as config
+    files and overrides are typed (``5e6`` for an int, ``true`` kept as text for a string); untyped where the
+    keys name no field."""
+    annotation: Any = model
+    for k in keys:
+        sub = _model_of(annotation)
+        field = sub.model_fields.get(k) if sub is not None else None
+        if field is None:
+            annotation = Any
+            break
+        annotation = field.annotation
+    return _load_typed(text, annotation, where)

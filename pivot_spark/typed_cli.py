@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pivot_spark import __version__
+from pivot_spark.config import ConfigError, typed_value
 
 M = TypeVar("M", bound=BaseModel)
 _RESERVED = {"ctx", "config", "overrides", "version"}
@@ -69,8 +70,10 @@ def read_settings_file(file: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Set ``key=value`` items (YAML values; ``a.b=v`` sets ``b`` in mapping ``a``) in ``data``, in place."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], model: type[BaseModel] | None = None
+                    ) -> dict[str, Any]:
+    """Set ``key=value`` items (YAML values; ``a.b=v`` sets ``b`` in mapping ``a``) in ``data``, in place. With
+    ``model`` each value is typed for its field as ``pivot-spark`` types overrides (``max_steps=5e3``)."""
     for item in overrides:
         if "=" not in item:
             raise SettingsError(f"argument {item!r} must look like key=value")
@@ -81,7 +84,15 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise SettingsError(f"{item!r}: {k} is not a mapping")
-        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+        if raw == "":
+            node[keys[-1]] = None
+        elif model is None:
+            node[keys[-1]] = yaml.safe_load(raw)
+        else:
+            try:
+                node[keys[-1]] = typed_value(raw, model, keys, f"argument {item!r}")
+            except ConfigError as e:
+                raise SettingsError(str(e)) from e
     return data
 
 
@@ -99,7 +110,7 @@ def load_settings(model: type[M], file: str | Path | None = None, overrides: Seq
                   given: Mapping[str, Any] | None = None) -> M:
     """``model`` from a YAML file, ``key=value`` overrides and given values, in that order of precedence."""
     data = read_settings_file(file) if file is not None else {}
-    apply_overrides(data, overrides)
+    apply_overrides(data, overrides, model)
     data.update(given or {})
     return validate(model, data)
 

@@ -28,6 +28,12 @@ def test_options_as_the_trainer_always_took_them():
     assert parse_args([*RUN, "--max-steps", "1"]).eval_shard == "last"
 
 
+def test_key_value_items_are_typed_like_pivot_spark_overrides():
+    cfg = parse_args([*RUN, "max_tokens=5e6", "lr=3e-4", "warmup=1_000"])
+    assert (cfg.max_tokens, cfg.lr, cfg.warmup) == (5_000_000, 3e-4, 1000)
+    assert isinstance(cfg.max_tokens, int) and isinstance(cfg.warmup, int)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--lake", "/l", "--max-steps", "1"], "selection: Field required"),
     ([*RUN], "exactly one of max_steps and max_tokens"),
