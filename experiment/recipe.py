@@ -132,7 +132,7 @@ def load_recipe(path: str | Path, *, lake: str | None = None, workdir: str | Non
     if not p.exists():
         raise FileNotFoundError(f"recipe {p} not found (see experiments/)")
     try:
-        data = apply_overrides(read_settings_file(p), overrides)
+        data = apply_overrides(read_settings_file(p), overrides, Recipe)
         if lake:
             data.setdefault("spark", {})["lake"] = lake
         if workdir:
