@@ -231,9 +231,9 @@ def print_audit(counts: Mapping[str, Any]) -> None:
     for col in ("arm", "docs", "tokens", "zxx", "words seen", "word occ.", "pairs near", "pair co-occ."):
         t.add_column(col, justify="left" if col == "arm" else "right")
     for arm, v in arms.items():
-        t.add_row(arm, f"{v['documents']:,}", f"{v['tokens']:,}", f"{v['zxx_share']:.3f}",
-                  f"{v['words_seen']:,}/{v['words']:,}", f"{v['word_occurrences']:,}",
-                  f"{v['pairs_cooccurring']:,}/{v['pairs']:,}", f"{v['pair_cooccurrences']:,}")
+        t.add_row(arm, _short(v["documents"]), _short(v["tokens"]), f"{v['zxx_share']:.3f}",
+                  f"{_short(v['words_seen'])}/{_short(v['words'])}", _short(v["word_occurrences"]),
+                  f"{_short(v['pairs_cooccurring'])}/{_short(v['pairs'])}", _short(v["pair_cooccurrences"]))
     con = Console()
     con.print(t)
     for arm, v in arms.items():
@@ -243,3 +243,8 @@ def print_audit(counts: Mapping[str, Any]) -> None:
         ratio = arms["pivot"]["zxx_share"] / arms["random"]["zxx_share"]
         con.print(f"code-span (zxx) share, pivot arm / random arm: {ratio:.2f}", highlight=False)
     con.print(f"report: {counts.get('report')}", highlight=False, soft_wrap=True)
+
+
+def _short(n: int) -> str:
+    """A count in at most six characters: 987, 12.3k, 4.56M."""
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e4 else str(n)

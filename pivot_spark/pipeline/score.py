@@ -1,6 +1,6 @@
-"""``pivot-spark score``: each document's pivot proportion for a pivot set (the share of its content tokens that
-are pivots, :func:`pivot_spark.steps.score.score_docs`), written to ``doc_pivot`` (partition ``pivot_set``,
-recomputed for the set on every run)."""
+"""``pivot-spark score``: each document's pivot proportion for a pivot set (the share of its content tokens in
+spans of ``pivots.languages`` that are pivots, :func:`pivot_spark.steps.score.score_docs`), written to
+``doc_pivot`` (partition ``pivot_set``, recomputed for the set on every run)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         if piv.num_rows == 0:
             raise ValueError(f"pivot set {label} is empty or absent from `pivots`")
         pivot_ids = piv["token_id"].to_numpy()
+        languages = list(cfg.pivots.languages)  # positions of these span languages only, as pivots counts them
         sp_file = ship_file(ctx.spark, str(ctx.lake.tokenizer_path(tok)))
         # the stop list travels like the tokenizer (cooccur ships it the same way)
         stop_file = ship_file(ctx.spark, cfg.cooccur.stop_list) if cfg.cooccur.stop_list else None
@@ -45,7 +46,7 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
             content, stops = content_and_stops(shipped_path(sp_file), shipped_path(stop_file) if stop_file else None)
             for b in batches:
                 yield from score_docs(b, pivot_ids=pivot_ids, content=content, pivot_set=label,
-                                      stop_ids=stops).to_batches()
+                                      stop_ids=stops, languages=languages).to_batches()
 
         scored = docs.mapInArrow(run, from_arrow_schema(DOC_PIVOT))
         n = ctx.write(scored, "doc_pivot", mode="overwrite", partition_filters=[("pivot_set", "=", label)])

@@ -206,3 +206,22 @@ def test_lang_mix_sums_to_one() -> None:
     mix = lang_mix(meta)
     assert mix["token_share"].sum() == pytest.approx(1.0)
     assert mix["n_tokens"].sum() == meta["n_tokens"].sum() and "und" in set(mix["lang"])
+
+
+def test_score_counts_natural_language_positions_only() -> None:
+    """With languages, tokens in code spans (zxx) and unlisted languages neither count as content nor as pivots,
+    and the document's language is the majority of the listed ones (all its tokens' when it has none)."""
+    content = np.array([False, True, True, True, True])
+    batch = doc_tokens([
+        ("a", [1, 3, 3, 3, 2, 3], ["fr", "zxx", "zxx", "zxx", "fr", "en"]),  # listed content 3, pivots {3}: 1
+        ("b", [3, 3, 1], ["zxx", "zxx", "zxx"]),  # only code: nothing counts, language zxx
+        ("c", [3, 4, 4], ["ceb", "de", "ceb"]),  # ceb is not listed
+    ])
+    got = {r["doc_id"]: r for r in score_docs(batch, pivot_ids=np.array([3]), content=content, pivot_set="s",
+                                              languages=["en", "fr", "de", "zxx"]).to_pylist()}
+    assert [(got[d]["n_content_tokens"], got[d]["n_pivot_tokens"]) for d in "abc"] == [(3, 1), (0, 0), (1, 0)]
+    assert got["a"]["pivot_proportion"] == pytest.approx(1 / 3)
+    assert [got[d]["lang"] for d in "abc"] == ["fr", "zxx", "de"]
+    everything = {r["doc_id"]: r for r in score_docs(batch, pivot_ids=np.array([3]), content=content,
+                                                     pivot_set="s").to_pylist()}
+    assert (everything["a"]["n_content_tokens"], everything["a"]["lang"]) == (6, "zxx")
