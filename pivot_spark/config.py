@@ -179,7 +179,7 @@ class TokenizerConfig(_Section):
 class AnnotateConfig(_Section):
     partitions: int | None = Field(None, description="tasks for annotate; default 4 per core")
     template_min_docs: int = Field(
-        100, ge=0, description="lines that recur verbatim in at least this many documents (section headings, "
+        50, ge=0, description="lines that recur verbatim in at least this many documents (section headings, "
         "boilerplate, license and credit lines) are template spans, labelled zxx like code; 0: none")
     direct_read: bool = Field(
         True, description="bridge backend: tasks read byte-balanced slices of documents themselves; False reads "
