@@ -4,7 +4,7 @@
 
 1. Samples (cached in ``--workdir``, default ``.cache/benchmarks``): for scale ``k``, every shard of the corpus
    build contributes its first records up to ``k * f`` of its own text bytes (the record that crosses the line
-   included), ``f`` being ``--mb`` over the corpus's text. So each scale has the corpus's mix of sources and
+   when at least half of it fits), ``f`` being ``--mb`` over the corpus's text. So each scale has the corpus's mix of sources and
    languages, the 4x sample holds the 2x sample, which holds the 1x sample, and the samples are the same on every
    run. Each is written as JSON Lines, one file per shard, records copied verbatim.
 2. The tokenizer is trained once, by the project's ``train-tokenizer`` job on the 1x sample (its own process and
@@ -79,7 +79,7 @@ def build_samples(corpus: Path, mb: float, scales: list[int], workdir: Path) -> 
     reused when the corpus shards, the size and the scales are unchanged. Returns the manifest."""
     shards = shard_files(corpus)
     root = workdir / f"scale-samples-{mb:g}MB"
-    key = {"mb": mb, "scales": scales, "shards": [[str(p), p.stat().st_size] for p in shards]}
+    key = {"mb": mb, "scales": scales, "rule": "half", "shards": [[str(p), p.stat().st_size] for p in shards]}
     manifest = root / "SAMPLES.json"
     if manifest.exists() and json.loads(manifest.read_text()).get("key") == key:
         return json.loads(manifest.read_text())
@@ -96,22 +96,25 @@ def build_samples(corpus: Path, mb: float, scales: list[int], workdir: Path) -> 
     for k in scales:
         folder = root / f"scale-{k}x"
         folder.mkdir()
-        n_docs = n_bytes = 0
+        n_docs = n_bytes = n_files = 0
         for p, recs in records.items():
             limit = k * share * sum(n for _, n in recs)
             taken: list[bytes] = []
             size = 0
             for line, n in recs:
-                if taken and size >= limit:
+                if size + n / 2 > limit:  # the record that crosses the line stays out unless half of it fits
                     break
                 taken.append(line)
                 size += n
+            if not taken:
+                continue
             name = "__".join(p.relative_to(corpus).parts).split(".")[0] + ".jsonl"
             (folder / name).write_bytes(b"".join(line + b"\n" for line in taken))
             n_docs += len(taken)
             n_bytes += size
-        info["scales"][str(k)] = {"folder": str(folder), "records": n_docs, "text_bytes": n_bytes}
-        log(f"sample {k}x: {n_docs} records, {n_bytes / 1e6:.1f} MB of text ({len(records)} shards)")
+            n_files += 1
+        info["scales"][str(k)] = {"folder": str(folder), "records": n_docs, "text_bytes": n_bytes, "files": n_files}
+        log(f"sample {k}x: {n_docs} records, {n_bytes / 1e6:.1f} MB of text from {n_files} of {len(records)} shards")
     manifest.write_text(json.dumps(info, indent=1))
     return info
 
@@ -202,9 +205,11 @@ class DriverSampler(threading.Thread):
     """Samples the driver every ``interval`` seconds: the Python process's RSS, the JVM's heap used (through py4j),
     the heap left after the JVM's latest collection, and the bytes of cached blocks held in memory."""
 
-    def __init__(self, spark: Any, interval: float) -> None:
+    def __init__(self, spark: Any, interval: float, gc_every: float | None = None) -> None:
         super().__init__(daemon=True)
         jvm = spark.sparkContext._jvm
+        self.system = jvm.java.lang.System
+        self.gc_every, self.last_forced = gc_every, time.monotonic()
         mf = jvm.java.lang.management.ManagementFactory
         self.sc = spark.sparkContext._jsc.sc()
         self.memory = mf.getMemoryMXBean()
@@ -215,8 +220,9 @@ class DriverSampler(threading.Thread):
         self.last_gc: dict[int, int] = {}
         self.after_gc = 0  # heap used right after the latest collection seen
         self.interval = interval
-        # (unix time, Python RSS, JVM heap used, heap after the latest collection, cached bytes in memory)
-        self.samples: list[tuple[float, int, int, int, int]] = []
+        # (unix time, Python RSS, JVM heap used, heap after the latest collection, cached bytes in memory, heap
+        # used after a full collection forced now: the live heap, -1 when not forced)
+        self.samples: list[tuple[float, int, int, int, int, int]] = []
         self.stop_event = threading.Event()
 
     def _collections(self) -> None:
@@ -232,7 +238,11 @@ class DriverSampler(threading.Thread):
         heap = int(self.memory.getHeapMemoryUsage().getUsed())
         self._collections()
         cached = sum(int(r.memSize()) for r in self.sc.getRDDStorageInfo()) if n % 4 == 0 else -1
-        self.samples.append((time.time(), _status()["VmRSS"], heap, self.after_gc, cached))
+        live = -1
+        if self.gc_every and time.monotonic() - self.last_forced >= self.gc_every:
+            self.system.gc()
+            live, self.last_forced = int(self.memory.getHeapMemoryUsage().getUsed()), time.monotonic()
+        self.samples.append((time.time(), _status()["VmRSS"], heap, self.after_gc, cached, live))
 
     def run(self) -> None:
         n = 0
@@ -255,7 +265,7 @@ class DriverSampler(threading.Thread):
         """Largest sampled values between two times."""
         mine = [s for s in self.samples if lo <= s[0] < hi]
         return {key: max((int(s[i]) for s in mine), default=None)
-                for i, key in enumerate(["", "py_rss", "heap", "heap_after_gc", "cached"]) if i}
+                for i, key in enumerate(["", "py_rss", "heap", "heap_after_gc", "cached", "live_heap"]) if i}
 
 
 def child_scale(ns: argparse.Namespace) -> dict[str, Any]:
@@ -273,11 +283,12 @@ def child_scale(ns: argparse.Namespace) -> dict[str, Any]:
     spark = build_session(cfg)
     spark.range(10_000).selectExpr("sum(id)").collect()
     cores = spark.sparkContext.defaultParallelism
-    spark.sparkContext.parallelize(range(cores), cores).map(lambda x: x).collect()
+    workers = set(spark.sparkContext.parallelize(range(cores), cores)
+                  .map(lambda _: __import__("pivot_spark").__file__).collect())
     startup = time.perf_counter() - t0
     spark_master = spark.sparkContext.master
     rss_before = _status()["VmRSS"]
-    sampler = DriverSampler(spark, ns.interval)
+    sampler = DriverSampler(spark, ns.interval, ns.gc_every)
     sampler.start()
     t_start, t1 = time.time(), time.perf_counter()
     summary = rebuild(cfg, quiet=True)
@@ -299,6 +310,7 @@ def child_scale(ns: argparse.Namespace) -> dict[str, Any]:
                        "counts": {k: v for k, v in st.get("counts", {}).items() if isinstance(v, int | float)}})
     return {
         "scale": ns.scale, "lake": str(lake), "budget": ns.budget, "master": spark_master, "startup_s": startup,
+        "code": {"driver": __import__("pivot_spark").__file__, "workers": sorted(workers)},
         "wall_s": wall, "cpu_s": cpu, "load_start": load_start, "load_end": os.getloadavg(),
         "py_rss_before": rss_before, "py_rss_peak": py_rss_peak, "jvm_rss_peak": jvm_rss_peak,
         **{f"sampled_{k}": v for k, v in sampler.peaks().items()}, "samples": len(sampler.samples), **jvm,
@@ -310,7 +322,7 @@ def child_scale(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def mib(n: float | None) -> str:
-    return "-" if n is None else f"{n / MB:,.0f}"
+    return "-" if n is None or n < 0 else f"{n / MB:,.0f}"
 
 
 def peak_of(r: dict[str, Any]) -> int:
@@ -322,6 +334,7 @@ def report(results: list[dict[str, Any]], samples: dict[str, Any]) -> None:
     base, top = results[0], results[-1]
     print()
     print(machine_line())
+    print(f"code: {base['code']['driver']} (driver), {', '.join(base['code']['workers'])} (Python workers)")
     print(f"master {base['master']}, spark.driver_memory {mib(base['heap_max'])} MiB of heap, memory sampled every "
           f"{base['interval']} s ({', '.join(str(r['samples']) for r in results)} samples)")
     for r in results:
@@ -333,25 +346,31 @@ def report(results: list[dict[str, Any]], samples: dict[str, Any]) -> None:
               "load average " + " ".join(f"{x:.2f}" for x in r["load_start"]) + " -> "
               + " ".join(f"{x:.2f}" for x in r["load_end"]))
     names = [f"{r['scale']}x" for r in results]
+    live = bool(base.get("gc_every"))
+    heap_cols = "heap used / after GC / live MiB" if live else "heap used / after GC MiB"
     print()
+    print("Per stage: seconds, and the peaks sampled while it ran (JVM heap; Python driver RSS).")
     print("| stage | " + " | ".join(f"{n} s" for n in names) + " | "
-          + " | ".join(f"{n} heap used / after GC MiB" for n in names) + " | "
+          + " | ".join(f"{n} {heap_cols}" for n in names) + " | "
           + " | ".join(f"{n} Python RSS MiB" for n in names) + " |")
     print("|---" * (1 + 3 * len(results)) + "|")
     for i, name in enumerate(STAGES):
         row = [r["stages"][i] for r in results]
         assert all(st["stage"] == name for st in row)
-        print(f"| {name} | " + " | ".join(f"{st['seconds']:.1f}" for st in row) + " | "
-              + " | ".join(f"{mib(st['heap'])} / {mib(st['heap_after_gc'])}" for st in row) + " | "
-              + " | ".join(mib(st["py_rss"]) for st in row) + " |")
+        heaps = [f"{mib(st['heap'])} / {mib(st['heap_after_gc'])}" + (f" / {mib(st['live_heap'])}" if live else "")
+                 for st in row]
+        print(f"| {name} | " + " | ".join(f"{st['seconds']:.1f}" for st in row) + " | " + " | ".join(heaps)
+              + " | " + " | ".join(mib(st["py_rss"]) for st in row) + " |")
     print()
     print("| scale | session start s | rebuild wall s | CPU s | Python RSS peak MiB | JVM heap-used peak MiB | "
-          "peak MiB | heap after GC peak MiB | cached blocks peak MiB | JVM RSS peak MiB |")
-    print("|---" * 10 + "|")
+          "peak MiB | heap after GC peak MiB | " + ("live heap peak MiB | " if live else "")
+          + "cached blocks peak MiB | JVM RSS peak MiB |")
+    print("|---" * (10 + live) + "|")
     for r in results:
         print(f"| {r['scale']}x | {r['startup_s']:.1f} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
               f"{mib(r['py_rss_peak'])} | {mib(r['sampled_heap'])} | {mib(peak_of(r))} | "
-              f"{mib(r['sampled_heap_after_gc'])} | {mib(r['sampled_cached'])} | {mib(r['jvm_rss_peak'])} |")
+              f"{mib(r['sampled_heap_after_gc'])} | " + (f"{mib(r['sampled_live_heap'])} | " if live else "")
+              + f"{mib(r['sampled_cached'])} | {mib(r['jvm_rss_peak'])} |")
     print()
     if top["scale"] == 4 * base["scale"]:
         print(f"RESULT driver_memory_growth_4x {peak_of(top) / peak_of(base):.3f}")
@@ -366,6 +385,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="samples, scratch lakes, results")
     ap.add_argument("--driver-memory", default="4g", help="spark.driver_memory of every run")
     ap.add_argument("--interval", type=float, default=0.25, help="seconds between memory samples")
+    ap.add_argument("--gc-every", type=float, help="diagnosis: force a full collection every this many seconds "
+                    "and report the heap used right after it (the live heap); it slows the runs down")
     ap.add_argument("--master", help="spark.master of every run (default: the preset's, local[*]); "
                     "local-cluster[2,1,2048] runs the executors in JVMs of their own")
     # what a child process (one scale, or the tokenizer) is told
@@ -379,7 +400,7 @@ def main() -> None:
     ns = ap.parse_args()
     if ns.child:
         res = child_tokenizer(ns) if ns.child == "tokenizer" else child_scale(ns)
-        ns.out.write_text(json.dumps({**res, "interval": ns.interval}))
+        ns.out.write_text(json.dumps({**res, "interval": ns.interval, "gc_every": ns.gc_every}))
         return
 
     scales = sorted(int(s) for s in ns.scales.split(","))
@@ -396,7 +417,8 @@ def main() -> None:
         res = run_child(["--child", "scale", "--scale", str(k), "--lake", str(ns.workdir / f"scale-lake-{k}x"),
                          "--input", samples["scales"][str(k)]["folder"], "--tokenizer", model,
                          "--budget", str(budget), "--driver-memory", ns.driver_memory, "--interval", str(ns.interval),
-                         *(["--master", ns.master] if ns.master else [])],
+                         *(["--master", ns.master] if ns.master else []),
+                         *(["--gc-every", str(ns.gc_every)] if ns.gc_every else [])],
                         ns.workdir / f"scale-{k}x.json")
         if res["failed"]:
             raise SystemExit(f"rebuild at {k}x failed in {res['failed']}")
