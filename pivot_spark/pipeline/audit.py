@@ -228,8 +228,8 @@ def print_audit(counts: Mapping[str, Any]) -> None:
 
     arms = counts.get("arms", {})
     t = Table(title=f"audit · selection {counts.get('selection')} · pairs within {counts.get('window')} tokens")
-    for col in ("arm", "docs", "tokens", "zxx", "words seen", "word occ.", "pairs near", "pair co-occ."):
-        t.add_column(col, justify="left" if col == "arm" else "right")
+    for col in ("arm", "docs", "tokens", "zxx", "words seen", "occ.", "pairs near", "co-occ."):
+        t.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
     for arm, v in arms.items():
         t.add_row(arm, _short(v["documents"]), _short(v["tokens"]), f"{v['zxx_share']:.3f}",
                   f"{_short(v['words_seen'])}/{_short(v['words'])}", _short(v["word_occurrences"]),
@@ -246,5 +246,5 @@ def print_audit(counts: Mapping[str, Any]) -> None:
 
 
 def _short(n: int) -> str:
-    """A count in at most six characters: 987, 12.3k, 4.56M."""
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e4 else str(n)
+    """A count in at most six characters: 987, 12.3k, 4.56M (the report has the exact numbers)."""
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
