@@ -25,6 +25,7 @@ Every job goes through :func:`run_job`, which gives it a :class:`RunContext` and
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -334,6 +335,20 @@ def check_reuse(intent: Mapping[str, Any], run_id: str, job: str, identity: Any,
                       f"input: give this run a new --run-id, or leave --run-id out to derive one from the input")
 
 
+def release_proxies() -> None:
+    """Free the Python proxies of the JVM objects a finished job used, so that the JVM can drop what they hold.
+
+    py4j keeps each method called on a JVM object in the object's Python proxy, and the method points back to the
+    proxy: a reference cycle, which only Python's cyclic collector frees, and the gateway keeps the JVM object for
+    as long as its proxy lives. The proxies of a job's DataFrames live through the job and end up in Python's
+    oldest generation, which is collected rarely; until then the JVM keeps their Datasets and, through their
+    plans, the broadcast relations of their joins (each at least one page of ``spark.buffer.pageSize``, up to
+    64 MB, whatever the table's size; in local mode the executors' copies live in the driver JVM) and their
+    shuffles, which Spark's ContextCleaner removes only once nothing references them. After ``pivots`` that was
+    about 550 MB of a 4 GB local driver's heap (docs/benchmarks.md, "Scale")."""
+    gc.collect()
+
+
 def run_job(cfg: PivotConfig, job: str, body: Callable[[RunContext], Mapping[str, Any] | None], *,
             input_tables: Sequence[str] = (), output_tables: Sequence[str] = (), identity: Any = None,
             quiet: bool = False) -> dict[str, Any]:
@@ -396,6 +411,7 @@ def _run_leased(cfg: PivotConfig, lake: Lake, job: str, body: Callable[[RunConte
         raise
     finally:
         ctx.unlabel()
+        release_proxies()
     ctx.counts.update(extra)
     ctx.counts["seconds"] = round(time.perf_counter() - t0, 2)
     finished = datetime.now(UTC)
