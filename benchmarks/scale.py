@@ -1,12 +1,12 @@
 """Benchmark: ``rebuild`` on 1x, 2x and 4x a sample of the real corpus; does the driver grow with the data?
 
-    .venv/bin/python benchmarks/scale.py [--corpus data/corpus] [--mb 12] [--scales 1,2,4] [--driver-memory 4g]
+    .venv/bin/python benchmarks/scale.py [--corpus data/corpus] [--mb 30] [--scales 1,2,4] [--driver-memory 4g]
 
 1. Samples (cached in ``--workdir``, default ``.cache/benchmarks``): for scale ``k``, every shard of the corpus
    build contributes its first records up to ``k * f`` of its own text bytes (the record that crosses the line
-   when at least half of it fits), ``f`` being ``--mb`` over the corpus's text. So each scale has the corpus's mix of sources and
-   languages, the 4x sample holds the 2x sample, which holds the 1x sample, and the samples are the same on every
-   run. Each is written as JSON Lines, one file per shard, records copied verbatim.
+   when at least half of it fits), ``f`` being ``--mb`` over the corpus's text. So each scale has the corpus's
+   mix of sources and languages, the 4x sample holds the 2x sample, which holds the 1x sample, and the samples
+   are the same on every run. Each is written as JSON Lines, one file per shard, records copied verbatim.
 2. The tokenizer is trained once, by the project's ``train-tokenizer`` job on the 1x sample (its own process and
    scratch lake, not timed), and every scale uses it through ``tokenizer.model_path``: all scales tokenize
    identically, so tokens, pairs and pivots grow with the documents alone, and ``train-tokenizer``, whose sample
@@ -19,17 +19,23 @@
    rebuild's wall time); the wall time is the ``rebuild`` call, and each stage's seconds come from its summary.
 4. Measured in that process while ``rebuild`` runs:
 
-   - Python driver RSS peak: the kernel's high-water mark of the process (``getrusage`` ``ru_maxrss``), and per
-     stage from ``VmRSS`` samples;
-   - JVM heap used peak: ``MemoryMXBean.getHeapMemoryUsage().getUsed()`` sampled through py4j every
-     ``--interval`` seconds (also per stage), and the largest old-generation occupancy left after a collection
-     (``MemoryPoolMXBean.getCollectionUsage``), i.e. what the JVM still held after a GC;
+   - Python driver RSS peak: the kernel's high-water mark of the process (``VmHWM``), and per stage from
+     ``VmRSS`` samples;
+   - JVM heap used: ``MemoryMXBean.getHeapMemoryUsage().getUsed()`` sampled through py4j every ``--interval``
+     seconds; beside it the heap left after the JVM's latest collection (``GarbageCollectorMXBean``'s last GC
+     info) and the bytes of cached blocks (``getRDDStorageInfo``); peaks over the run and per stage (a sample
+     belongs to the stage running at its time);
    - CPU seconds: user + system of the driver's whole process tree (the JVM, the Python worker daemon and its
-     workers, reaped children included), read from ``/proc`` before and after.
+     workers, reaped children included), read from ``/proc`` before the session starts and after the rebuild
+     (so they include the session's start-up).
 
-   In local mode the executors run inside the driver JVM, so its heap also holds task memory (shuffle buffers,
-   Arrow batches on their way to Python workers, cached blocks): the heap figure is an upper bound on what the
-   driver itself keeps.
+   In local mode the executors run inside the driver JVM, so its heap also holds task memory (aggregation and
+   sort pages, Arrow batches on their way to Python workers, broadcast relations, cached blocks), and how high
+   "heap used" climbs between collections depends on the collector's sizing of the young generation, which
+   follows the allocation rate: an upper bound on what the driver keeps, not a measure of it. Two diagnoses
+   separate the two: ``--gc-every S`` forces a full collection every ``S`` seconds and reports the heap used
+   right after it (the live heap; it slows the runs down), and ``--master local-cluster[2,1,2048]`` runs the
+   executors in JVMs of their own, leaving the driver JVM only the driver's work.
 
 Output: a table per scale and per stage; the last lines are
 ``RESULT driver_memory_growth_4x <peak at 4x / peak at 1x>`` (peak = Python driver RSS peak + JVM heap-used peak;
@@ -380,7 +386,7 @@ def report(results: list[dict[str, Any]], samples: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="a corpus build (JSON Lines shards)")
-    ap.add_argument("--mb", type=float, default=12.0, help="MB of text in the 1x sample")
+    ap.add_argument("--mb", type=float, default=30.0, help="MB of text in the 1x sample")
     ap.add_argument("--scales", default="1,2,4", help="comma-separated multiples of the 1x sample")
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="samples, scratch lakes, results")
     ap.add_argument("--driver-memory", default="4g", help="spark.driver_memory of every run")
