@@ -181,6 +181,9 @@ class AnnotateConfig(_Section):
     template_min_docs: int = Field(
         50, ge=0, description="lines that recur verbatim in at least this many documents (section headings, "
         "boilerplate, license and credit lines) are template spans, labelled zxx like code; 0: none")
+    template_shapes: bool = Field(
+        True, description="also lines whose shape (names, addresses and numbers masked) recurs in that many "
+        "documents: bylines, translator credits, quotation attributions")
     direct_read: bool = Field(
         True, description="bridge backend: tasks read byte-balanced slices of documents themselves; False reads "
         "with Spark, anti-joins doc_tokens and hash-partitions (the native backend's plan)")

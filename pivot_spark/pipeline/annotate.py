@@ -158,24 +158,28 @@ def annotate(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
 
     return run_job(cfg, "annotate", body, input_tables=("documents", "doc_tokens"), output_tables=OUTPUTS,
                    identity={"tokenizer": tok_hash, "lid": lid_id,
-                             "template_min_docs": cfg.annotate.template_min_docs}, quiet=quiet)
+                             "template_min_docs": cfg.annotate.template_min_docs,
+                             "template_shapes": cfg.annotate.template_shapes}, quiet=quiet)
 
 
 def template_lines(ctx: RunContext) -> np.ndarray:
     """The sorted :func:`~pivot_spark.steps.langid.unit_key` of the units (lines or paragraphs) that recur verbatim
     in at least ``annotate.template_min_docs`` documents of the pinned ``documents`` version: headings,
-    boilerplate, license and credit lines, which language ID labels ``zxx``. Empty when the setting is 0."""
+    boilerplate, license and credit lines, which language ID labels ``zxx``; with ``annotate.template_shapes`` also
+    the :func:`~pivot_spark.steps.langid.shape_key` of units whose shape recurs so (bylines, translator credits,
+    quotation attributions: the same sentence around other names). Empty when the setting is 0."""
     from pyspark.sql import functions as F
 
     from pivot_spark.steps.langid import unit_keys
 
     min_docs, unit = ctx.cfg.annotate.template_min_docs, ctx.cfg.langid.span_unit
+    shapes = ctx.cfg.annotate.template_shapes
     if not min_docs:
         return np.zeros(0, dtype=np.int64)
 
     def keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
-            out = [k for text in b.column(0).to_pylist() for k in unit_keys(text or "", unit)]
+            out = [k for text in b.column(0).to_pylist() for k in unit_keys(text or "", unit, shapes)]
             yield pa.RecordBatch.from_arrays([pa.array(out, pa.int64())], names=["key"])
 
     docs = ctx.read("documents").select("text")

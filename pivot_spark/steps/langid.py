@@ -21,7 +21,9 @@ fast: ``model.predict`` takes a list and loops in C++):
 4. Lines without linguistic content (code, commands, markup, tables, headings in capitals, lines without letters:
    :func:`pivot_spark.steps.codelines.code_line_mask`) and *template lines* (units whose text is one of
    ``templates``, the :func:`unit_key` of units that recur verbatim in many documents: section headings,
-   boilerplate, license and credit lines) are labelled ``zxx`` (ISO 639: no linguistic content; here: not
+   boilerplate, license and credit lines; or the :func:`shape_key` of units that recur with other names,
+   addresses and numbers in them: bylines, translator credits, quotation attributions, see :func:`unit_shape`)
+   are labelled ``zxx`` (ISO 639: no linguistic content; here: not
    running text of a language), whatever fastText says, with score 1. The document distribution of step 3 still counts them as fastText reads
    them, so the language of a page, and everything chosen by it (the tokenizer's training sample), does not
    depend on the code detector.
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import regex
 
 from pivot_spark.artifacts import bundled_lid_model, file_hash
 from pivot_spark.config import LangIdConfig
@@ -136,9 +139,53 @@ def unit_key(unit: str) -> int:
                           signed=True)
 
 
-def unit_keys(text: str, unit: str) -> set[int]:
-    """The distinct :func:`unit_key` of a text's units (lines or paragraphs, as :func:`text_units` cuts them)."""
-    return {unit_key(text[s:e]) for s, e in text_units(text, unit)}
+# What a unit's shape masks: addresses (e-mail, URL, <...>), numbers (not digits inside a word: S1, f5ibh), and names, i.e. runs of two or more
+# capitalized words ("Paul Eggert", "Jean-Pierre Giraud") or a capitalized word right before a masked address, not
+# starting at the unit's first character (a sentence's first word is capitalized by grammar: "Click OK.").
+_ADDRESS = regex.compile(r"<[^<>\s]*>|https?://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<!\w)\d[\d.,:/-]*(?!\w)")
+_NAME = r"\p{Lu}[\p{L}\p{M}'’.-]*"
+_NAMES = regex.compile(rf"(?<!^){_NAME}(?:[ \t]+{_NAME})+|(?<!^){_NAME}(?=\s*\x00)")
+_MASKED_RUN = regex.compile(r"\x00(?:[\s,;:.、，&/()\[\]-]*\x00)*[)\]]?")
+SHAPE_MARK = "\u2217"  # the placeholder of a masked run in a shape
+
+
+def unit_shape(unit: str) -> str | None:
+    """A unit's text with its names, addresses and numbers masked, or None when it has none.
+
+    Each run of masked items (with the commas, semicolons, dots, dashes, brackets and spaces between them, and a
+    closing bracket after them) becomes one
+    :data:`SHAPE_MARK`, so a credit line keeps its shape whatever the number of people it names:
+    ``Escrito por Paul Rubin, David MacKenzie y Stuart Kemp.`` and ``Escrito por Paul Eggert y Jim Meyering.``
+    are both ``Escrito por ∗ y ∗``, and a quotation's attribution ``-- Paul Breitner`` is ``-- ∗``. A name is
+    two or more capitalized words in a row, or one before an address, that does not start the unit: single
+    capitalized words (a German noun) and the unit's first word (``Click OK.``) are not masked, so running text
+    rarely shares a shape with other text. A unit that is nothing but masked runs (``1995``, ``<URL>``) has no
+    shape: only its verbatim text can make it a template line."""
+    masked = _NAMES.sub("\x00", _ADDRESS.sub("\x00", unit))
+    if "\x00" not in masked:
+        return None
+    shape = _MASKED_RUN.sub(SHAPE_MARK, masked)
+    return shape if shape.replace(SHAPE_MARK, "").strip(" .,;:!?") else None
+
+
+def shape_key(unit: str) -> int | None:
+    """The key of a unit's :func:`unit_shape` (disjoint from the :func:`unit_key` of verbatim units: a different
+    BLAKE2b personalization), None when the unit has nothing to mask."""
+    shape = unit_shape(unit)
+    if shape is None:
+        return None
+    digest = hashlib.blake2b(shape.encode("utf-8", "surrogatepass"), digest_size=8, person=b"unitshape").digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def unit_keys(text: str, unit: str, shapes: bool = False) -> set[int]:
+    """The distinct :func:`unit_key` of a text's units (lines or paragraphs, as :func:`text_units` cuts them), and
+    with ``shapes`` their :func:`shape_key` too."""
+    units = [text[s:e] for s, e in text_units(text, unit)]
+    keys = {unit_key(u) for u in units}
+    if shapes:
+        keys.update(k for k in map(shape_key, units) if k is not None)
+    return keys
 
 
 def identify(text: str, cfg: LangIdConfig, model: LidModel | None = None) -> DocLang:
@@ -148,7 +195,7 @@ def identify(text: str, cfg: LangIdConfig, model: LidModel | None = None) -> Doc
 def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | None = None,
                    templates: np.ndarray | None = None) -> list[DocLang]:
     """Label many documents with ONE fastText call over all their units (see the module docstring); units whose
-    :func:`unit_key` is in ``templates`` (sorted int64) are template lines.
+    :func:`unit_key` or :func:`shape_key` is in ``templates`` (sorted int64) are template lines.
 
     The per-unit bookkeeping is vectorized over the whole batch (one row per unit, ``doc`` says whose), so the
     Python cost per unit stays small next to fastText's own.
@@ -162,6 +209,10 @@ def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | No
     if templates is not None and len(templates) and raw:
         keys = np.fromiter((unit_key(x) for x in raw), dtype=np.int64, count=len(raw))
         code |= np.isin(keys, templates)
+        shaped = [(i, k) for i, k in enumerate(map(shape_key, raw)) if k is not None and not code[i]]
+        if shaped:
+            at, skeys = np.array([i for i, _ in shaped]), np.array([k for _, k in shaped], dtype=np.int64)
+            code[at[np.isin(skeys, templates)]] = True
     u = _UnitTable.build(all_units, inputs, labels, probs, code, cfg)
     return [_document(text, u, d, cfg) for d, text in enumerate(texts)]
 

@@ -200,3 +200,44 @@ def test_template_lines_are_zxx() -> None:
     assert [(text[s.start:s.end].strip(), s.lang) for s in spans][1] == ("Voir aussi", "zxx")
     assert identify_batch([text], LangIdConfig(), templates=np.zeros(0, np.int64)) == [identify(text, LangIdConfig())]
     assert langid.unit_key("Voir aussi") == -7421776952278639993  # BLAKE2b: the same in every process
+
+
+def test_unit_shape_masks_names_addresses_and_numbers() -> None:
+    """Credit lines keep one shape whatever the people they name; running text and bare names have none."""
+    shape = langid.unit_shape
+    assert shape("Escrito por Paul Rubin, David MacKenzie y Stuart Kemp.") == "Escrito por ∗ y ∗"
+    assert shape("Escrito por Paul Eggert y Jim Meyering.") == "Escrito por ∗ y ∗"
+    assert shape("-- Paul Breitner") == shape("-- Friedrich Nietzsche") == "-- ∗"
+    one = ("La traduction française de cette page de manuel a été créée par "
+           "Jean-Pierre Giraud <jean-pierregiraud@neuf.fr>")
+    many = ("La traduction française de cette page de manuel a été créée par Christophe Blaess "
+            "<https://www.blaess.fr/christophe/>, Stéphan Rafin <stephan.rafin@laposte.net> et Jean-Pierre Giraud "
+            "<jean-pierregiraud@neuf.fr>")
+    assert shape(one) == "La traduction française de cette page de manuel a été créée par ∗"
+    assert shape(many) == "La traduction française de cette page de manuel a été créée par ∗ et ∗"
+    assert shape("由 Torbjorn Granlund、David MacKenzie 和 Paul Eggert 编写。") == "由 ∗ 和 ∗ 编写。"
+    assert shape("Copyright © 1990, 1991, 1992 Paul Eggert.") == "Copyright © ∗"
+    assert shape("Maintainer: Paul Brossier <piem@debian.org>") == "Maintainer: ∗"
+    # nothing to mask, or nothing but masked runs: no shape
+    assert shape("Ce programme affiche la liste des fichiers du répertoire courant.") is None
+    assert shape("Öffnen Sie eine Datei, um das Menü zu sehen.") is None  # single capitalized words stay
+    assert shape("Click OK.") is None  # a run does not start at the unit's first word
+    assert shape("Paul Eggert") is None and shape("1995") is None and shape("<https://x.org/>") is None
+    assert shape("S1") is None and shape("compiled by f5ibh in version 2") == "compiled by f5ibh in version ∗"
+    assert langid.shape_key("-- Paul Breitner") == langid.shape_key("-- Jean Jacques Rousseau. (1712-1778)")
+    assert langid.shape_key("Voir aussi") is None and langid.shape_key("-- ∗") != langid.unit_key("-- ∗")
+
+
+def test_template_shapes_are_zxx() -> None:
+    """A line whose shape is a template key is zxx; its verbatim text need not have been seen, and the shape keys
+    enter a text's keys only when asked."""
+    lines = ["Escrito por Paul Rubin y Stuart Kemp.", "Escrito por Jim Meyering y Paul Eggert."]
+    assert not any(k in langid.unit_keys(lines[0], "line") for k in langid.unit_keys(lines[1], "line"))
+    common = langid.unit_keys(lines[0], "line", shapes=True) & langid.unit_keys(lines[1], "line", shapes=True)
+    assert common == {langid.shape_key(lines[0])}
+    text = ("Este programa muestra la lista de los ficheros del directorio actual.\n"
+            "Escrito por Torbjorn Granlund, David MacKenzie y Paul Eggert.\n")
+    spans = identify_batch([text], LangIdConfig(), templates=np.array(sorted(common), dtype=np.int64))[0].spans
+    assert [(text[s.start:s.end].strip(), s.lang) for s in spans] == [
+        ("Este programa muestra la lista de los ficheros del directorio actual.", "es"),
+        ("Escrito por Torbjorn Granlund, David MacKenzie y Paul Eggert.", "zxx")]
