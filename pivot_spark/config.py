@@ -239,6 +239,9 @@ class AuditConfig(_Section):
 
 class ScoreConfig(_Section):
     pivot_set: str | None = Field(None, description="default: the newest pivot set")
+    direct_read: bool = Field(
+        True, description="bridge backend: tasks read row groups of doc_tokens themselves with pyarrow; False reads "
+        "with Spark and repartitions (the native backend's plan), which moves every token array through the JVM")
 
 
 class SelectConfig(_Section):

@@ -1,6 +1,10 @@
 """``pivot-spark score``: each document's pivot proportion for a pivot set (the share of its content tokens in
 spans of ``pivots.languages`` that are pivots, :func:`pivot_spark.steps.score.score_docs`), written to
-``doc_pivot`` (partition ``pivot_set``, recomputed for the set on every run)."""
+``doc_pivot`` (partition ``pivot_set``, recomputed for the set on every run).
+
+On the bridge backend the tasks read the pinned ``doc_tokens`` row groups themselves (``score.direct_read``, as
+``cooccur`` does): the token arrays never pass through the JVM, whose heap would otherwise hold a vectorized
+reader batch of them (4,096 documents) per task, and need no shuffle to spread the work."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
+from pivot_spark.lake.spark import plan_read_units, read_unit_batches
 from pivot_spark.pipeline.catalog import CatalogEntry, require_pivot_set, require_tokenizer
 from pivot_spark.pipeline.runner import RunContext, run_job
 from pivot_spark.pipeline.tasks import ship_file, shipped_path
@@ -38,17 +44,36 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
         sp_file = ship_file(ctx.spark, str(ctx.lake.tokenizer_path(tok)))
         # the stop list travels like the tokenizer (cooccur ships it the same way)
         stop_file = ship_file(ctx.spark, cfg.cooccur.stop_list) if cfg.cooccur.stop_list else None
-        docs = (ctx.read("doc_tokens").filter(F.col("tokenizer") == tok)
-                .select("doc_id", "token_ids", "token_langs")
-                .repartition(ctx.spark.sparkContext.defaultParallelism * 4))
+        columns = ["doc_id", "token_ids", "token_langs"]
 
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             content, stops = content_and_stops(shipped_path(sp_file), shipped_path(stop_file) if stop_file else None)
             for b in batches:
                 yield from score_docs(b, pivot_ids=pivot_ids, content=content, pivot_set=label,
                                       stop_ids=stops, languages=languages).to_batches()
 
-        scored = docs.mapInArrow(run, from_arrow_schema(DOC_PIVOT))
+        sc = ctx.spark.sparkContext
+        if ctx.backend == "bridge" and cfg.score.direct_read:
+            units = plan_read_units(ctx.lake, "doc_tokens", ctx.pin("doc_tokens"), sc.defaultParallelism * 4)
+            uri, so = ctx.lake.table_uri("doc_tokens"), ctx.lake.storage_options
+
+            def read(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                for b in ids:
+                    for uid in b.column(0).to_pylist():
+                        for rb in read_unit_batches(uri, "doc_tokens", units[uid], ["tokenizer", *columns], so,
+                                                    batch_size=1024):
+                            yield rb.filter(pc.equal(rb.column(0), tok)).select(columns)
+
+            def run(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                yield from score_batches(read(ids))
+
+            # one row per read unit and one partition per row: partition u reads exactly unit u
+            scored = ctx.spark.range(0, max(len(units), 1), 1, numPartitions=max(len(units), 1)).filter(
+                F.col("id") < len(units)).mapInArrow(run, from_arrow_schema(DOC_PIVOT))
+        else:
+            docs = (ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).select(*columns)
+                    .repartition(sc.defaultParallelism * 4))
+            scored = docs.mapInArrow(score_batches, from_arrow_schema(DOC_PIVOT))
         n = ctx.write(scored, "doc_pivot", mode="overwrite", partition_filters=[("pivot_set", "=", label)])
         return {"pivot_set": label, "documents": n, "pivot_tokens": len(pivot_ids)}
 

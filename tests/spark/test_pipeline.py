@@ -223,6 +223,35 @@ def test_cooccur_plans_agree(smoke_lake, tmp_path):
     assert set(out[True]["cooccurrence"].window) == {4, 10}
 
 
+def test_score_plans_agree(smoke_lake, tmp_path):
+    """The direct plan (tasks read doc_tokens row groups with pyarrow) and the DataFrame plan the native backend
+    runs (``score.direct_read=false``) write the same doc_pivot rows."""
+    import shutil
+
+    import pyarrow as pa
+
+    from pivot_spark.pipeline.score import score
+
+    out = {}
+    for direct in (True, False):
+        lake_dir = tmp_path / f"lake-{direct}"
+        shutil.copytree(smoke_lake, lake_dir, ignore=shutil.ignore_patterns("doc_pivot", "train_set"))
+        lake = Lake(str(lake_dir))
+        runs = lake.read_arrow("runs")
+        kept = runs.to_pandas()
+        kept = kept[~kept.job.isin(["score", "select"])]  # a lake where score has not run
+        lake.write_arrow("runs", pa.Table.from_pandas(kept, preserve_index=False).cast(runs.schema),
+                         mode="overwrite", app_id=f"test-score-{direct}")
+        res = score(_cfg(lake.uri, f"score.direct_read={str(direct).lower()}"), quiet=True)
+        assert res["status"] == "ok"
+        t = lake.read_arrow("doc_pivot").to_pandas()
+        out[direct] = t.sort_values("doc_id").reset_index(drop=True)[sorted(t.columns)]
+    assert len(out[True]) > 0
+    assert out[True].equals(out[False])
+    assert out[True].equals(Lake(str(smoke_lake)).read_arrow("doc_pivot").to_pandas().sort_values("doc_id")
+                            .reset_index(drop=True)[sorted(out[True].columns)])
+
+
 def test_show_pivots_lists_pieces_and_languages(smoke_lake, capsys):
     from pivot_spark.cli import main
     from pivot_spark.pipeline.status import pivot_listing
