@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluation.config import (
+    REPO_ROOT,
     BehavioursConfig,
     BuildDatasetConfig,
     ClwtdConfig,
@@ -73,6 +74,17 @@ def build_dataset(cfg: BuildDatasetConfig) -> dict[str, Any]:
     return summary
 
 
+def _portable(path: str) -> str:
+    """A local path inside the repository as a path relative to its root (a frozen set is committed and read on
+    other machines); URIs and paths elsewhere as given."""
+    if "://" in path:
+        return path
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return path
+
+
 def item_sets(cfg: ItemSetsConfig) -> dict[str, Any]:
     """The frozen in-domain item set: the items whose words are the most frequent in their own language in the
     lake's corpus, distractors re-drawn matched on that frequency (the rule: evaluation.itemsets.RULE)."""
@@ -89,8 +101,9 @@ def item_sets(cfg: ItemSetsConfig) -> dict[str, Any]:
     reader = open_reader(cfg.lake, versions=cfg.table_versions)
     freq = S.own_language_frequencies(S.lake_docs_with_lang(reader), vocab)
     chosen, detail = S.build_indomain(items, freq, cfg.langs, size=cfg.size, min_docs=cfg.min_docs, seed=cfg.seed)
-    params = {"dataset": str(cfg.dataset), "dataset_sha256": hashlib.sha256(cfg.dataset.read_bytes()).hexdigest(),
-              "lake": cfg.lake, "versions": reader.pinned(), "langs": cfg.langs, "size": cfg.size,
+    params = {"dataset": _portable(str(cfg.dataset)),
+              "dataset_sha256": hashlib.sha256(cfg.dataset.read_bytes()).hexdigest(),
+              "lake": _portable(cfg.lake), "versions": reader.pinned(), "langs": cfg.langs, "size": cfg.size,
               "min_docs": cfg.min_docs, "seed": cfg.seed}
     manifest = S.write_frozen(cfg.out, chosen, detail, params)
     return {k: manifest[k] for k in ("n_items", "items_sha256", "versions")}

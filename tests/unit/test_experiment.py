@@ -55,6 +55,24 @@ def test_gpu_recipe_is_sized_for_one_node_and_a_60_mib_bundle():
     assert 15e6 <= n <= 21e6 and cfg.num_hidden_layers >= r.eval.min_layers
 
 
+def test_gpu_recipe_uses_its_committed_frozen_in_domain_set():
+    """The in-domain set of the GPU run was frozen before any model was scored: committed, hash-checked, built by
+    rule v1 from this recipe's own lake with the recipe's languages, size and threshold."""
+    import json
+
+    from evaluation.itemsets import RULE, check_frozen
+
+    r = load_recipe(EXPERIMENTS / "gpu.yaml")
+    folder = EXPERIMENTS.parent / str(r.eval.indomain)
+    items = check_frozen(folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert (folder / "RULE.txt").read_text(encoding="utf-8") == RULE
+    assert manifest["lake"] == r.spark.lake and manifest["langs"] == r.eval.langs.split(",")
+    assert manifest["size"] == r.eval.indomain_size == manifest["n_items"] == len(items.read_text().splitlines())
+    assert manifest["min_docs"] == r.eval.indomain_min_docs
+    assert not any(str(v).startswith("/") for v in (manifest["lake"], manifest["dataset"]))  # portable paths
+
+
 def test_control_recipe_trains_only_the_control():
     r = load_recipe(EXPERIMENTS / "control.yaml")
     assert [m.variant for m in model_runs(r)] == ["control"] * 3 and r.control is not None
