@@ -357,21 +357,36 @@ def read_table(spark: SparkSession, lake: Lake, table: str, version: int | None 
 def _read_direct(spark: SparkSession, lake: Lake, table: str, version: int | None,
                  partition_filters: PartitionFilter | None) -> DataFrame:
     """Bridge backend, object-store lake: the pinned version's row groups read by the tasks with pyarrow
-    (:func:`plan_read_units`, :func:`read_unit_batches`), so Spark needs no Hadoop filesystem for the store (a
-    local Spark has no S3A); the storage options travel in the task closure."""
+    (:func:`map_read_units`), so Spark needs no Hadoop filesystem for the store (a local Spark has no S3A); the
+    storage options travel in the task closure."""
+    return map_read_units(spark, lake, table, version, lambda batches: batches, spark_schema(table),
+                          partition_filters=partition_filters)
+
+
+def map_read_units(spark: SparkSession, lake: Lake, table: str, version: int | None,
+                   fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]], schema: Any, *,
+                   columns: list[str] | None = None, partition_filters: PartitionFilter | None = None,
+                   batch_size: int = 8192) -> DataFrame:
+    """A DataFrame of ``fn`` applied, inside the tasks, to the rows of ``table`` at ``version`` (``columns``,
+    default all; partition columns filled in): the row groups are dealt into read units
+    (:func:`plan_read_units`, 4 per core) and partition ``u`` reads unit ``u`` with pyarrow, so the rows reach
+    ``fn`` without a pass through the JVM. ``schema`` is that of ``fn``'s output (empty when there are no rows)."""
     units = plan_read_units(lake, table, version, spark.sparkContext.defaultParallelism * 4, partition_filters)
     if not units:
-        return _empty(spark, table)
-    uri, options, columns = lake.table_uri(table), lake.storage_options, TABLES[table][0].names
+        return spark.createDataFrame([], schema)
+    uri, options = lake.table_uri(table), lake.storage_options
+    cols = columns or TABLES[table][0].names
 
-    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for b in batches:
+    def rows(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in ids:
             for uid in b.column(0).to_pylist():
-                yield from read_unit_batches(uri, table, units[uid], columns, options)
+                yield from read_unit_batches(uri, table, units[uid], cols, options, batch_size)
+
+    def run(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from fn(rows(ids))
 
     # One row per unit and one partition per row: partition u reads exactly unit u.
-    ids = spark.range(0, len(units), 1, numPartitions=len(units))
-    return ids.mapInArrow(read, spark_schema(table))
+    return spark.range(0, len(units), 1, numPartitions=len(units)).mapInArrow(run, schema)
 
 
 def stage_files(df: DataFrame, lake: Lake, table: str, *, file_prefix: str) -> list[FileEntry]:

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
+from pivot_spark.lake.spark import spark_schema
 from pivot_spark.pipeline.catalog import CatalogEntry, require_tokenizer
 from pivot_spark.pipeline.pair_cooccur import pairs_digest, read_pairs, running_text_ids
 from pivot_spark.pipeline.runner import RunContext, run_job
@@ -49,6 +50,7 @@ def pair_pivots(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> di
     digest = pairs_digest(raw)
 
     def body(ctx: RunContext) -> dict[str, Any]:
+        from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
         from pivot_spark.steps.tokenize import get_sp, vocab_pieces
@@ -78,12 +80,16 @@ def pair_pivots(cfg: PivotConfig, pairs_file: str, *, quiet: bool = False) -> di
         meta = ctx.spark.createDataFrame([(r["pair_id"], r["lang_a"], r["word_a"], r["lang_b"], r["word_b"])
                                           for r in raw], "pair_id string, lang_a string, word_a string, "
                                           "lang_b string, word_b string")
+        out = spark_schema("pair_pivots")
+        # kept for the count after the write (a few rows per pair), so the joins over cooccurrence run once
         rows = (found.join(meta, "pair_id").join(F.broadcast(pieces), "token_id")
                 .withColumn("window", F.lit(window).cast("int")).withColumn("tokenizer", F.lit(tok))
-                .select(*[F.col(f.name).cast(_sql_type(f.type)).alias(f.name) for f in PAIR_PIVOTS]))
+                .select(*[F.col(f.name).cast(out[f.name].dataType) for f in PAIR_PIVOTS])
+                .persist(StorageLevel.MEMORY_AND_DISK))
         n = ctx.write(rows, "pair_pivots", mode="overwrite")
         with ctx.describe("count the pairs with pivots"):
             with_pivots = rows.select("pair_id").distinct().count()
+        rows.unpersist()
         return {"pairs": len(raw), "pairs_with_pivots": with_pivots, "rows": n, "window": window,
                 "top_n": cfg.pair_pivots.top_n, "documents": n_docs, "pairs_file_sha": digest, "tokenizer": tok}
 
@@ -142,6 +148,3 @@ def spark_pair_pivots(spark: SparkSession, cooc: DataFrame, stats: DataFrame,
             .select("pair_id", F.col("partner").alias("token_id"), "doc_count_a", "doc_count_b", "excess_a",
                     "excess_b", "score", "rank"))
 
-
-def _sql_type(t: pa.DataType) -> str:
-    return {pa.int32(): "int", pa.int64(): "bigint", pa.float64(): "double", pa.string(): "string"}[t]

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from pivot_spark.config import PivotConfig
 from pivot_spark.lake import Lake
-from pivot_spark.lake.spark import plan_read_units, read_unit_batches
+from pivot_spark.lake.spark import map_read_units
 from pivot_spark.pipeline.catalog import CatalogEntry, require_pivot_set, require_tokenizer
 from pivot_spark.pipeline.runner import RunContext, run_job
 from pivot_spark.pipeline.tasks import ship_file, shipped_path
@@ -52,27 +52,15 @@ def score(cfg: PivotConfig, *, quiet: bool = False) -> dict[str, Any]:
                 yield from score_docs(b, pivot_ids=pivot_ids, content=content, pivot_set=label,
                                       stop_ids=stops, languages=languages).to_batches()
 
-        sc = ctx.spark.sparkContext
         if ctx.backend == "bridge" and cfg.score.direct_read:
-            units = plan_read_units(ctx.lake, "doc_tokens", ctx.pin("doc_tokens"), sc.defaultParallelism * 4)
-            uri, so = ctx.lake.table_uri("doc_tokens"), ctx.lake.storage_options
+            def of_tokenizer(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                return score_batches(rb.filter(pc.equal(rb.column(0), tok)).select(columns) for rb in batches)
 
-            def read(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-                for b in ids:
-                    for uid in b.column(0).to_pylist():
-                        for rb in read_unit_batches(uri, "doc_tokens", units[uid], ["tokenizer", *columns], so,
-                                                    batch_size=1024):
-                            yield rb.filter(pc.equal(rb.column(0), tok)).select(columns)
-
-            def run(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-                yield from score_batches(read(ids))
-
-            # one row per read unit and one partition per row: partition u reads exactly unit u
-            scored = ctx.spark.range(0, max(len(units), 1), 1, numPartitions=max(len(units), 1)).filter(
-                F.col("id") < len(units)).mapInArrow(run, from_arrow_schema(DOC_PIVOT))
+            scored = map_read_units(ctx.spark, ctx.lake, "doc_tokens", ctx.pin("doc_tokens"), of_tokenizer,
+                                    from_arrow_schema(DOC_PIVOT), columns=["tokenizer", *columns], batch_size=1024)
         else:
             docs = (ctx.read("doc_tokens").filter(F.col("tokenizer") == tok).select(*columns)
-                    .repartition(sc.defaultParallelism * 4))
+                    .repartition(ctx.spark.sparkContext.defaultParallelism * 4))
             scored = docs.mapInArrow(score_batches, from_arrow_schema(DOC_PIVOT))
         n = ctx.write(scored, "doc_pivot", mode="overwrite", partition_filters=[("pivot_set", "=", label)])
         return {"pivot_set": label, "documents": n, "pivot_tokens": len(pivot_ids)}

@@ -36,8 +36,9 @@ import numpy as np
 
 _LETTER = re.compile(r"[^\W\d_]")
 # Han, kana (with the prolonged sound mark), Hangul: scripts written without spaces between words
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
-_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]+")
+_CJK_CLASS = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]"
+_CJK = re.compile(_CJK_CLASS)
+_CJK_RUN = re.compile(_CJK_CLASS + "+")
 # a word: letters, with inner apostrophes or hyphens (l'état, e-mail, Rede‐); surrounding punctuation stripped
 _WORD = re.compile(r"[^\W\d_]+(?:['’‐-][^\W\d_]+)*")
 _EDGE = "\"'“”„«»‹›‘’`([{<>}]).,;:!?¡¿…–—-•·→"

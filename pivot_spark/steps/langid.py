@@ -209,7 +209,8 @@ def identify_batch(texts: Sequence[str], cfg: LangIdConfig, model: LidModel | No
     if templates is not None and len(templates) and raw:
         keys = np.fromiter((unit_key(x) for x in raw), dtype=np.int64, count=len(raw))
         code |= np.isin(keys, templates)
-        shaped = [(i, k) for i, k in enumerate(map(shape_key, raw)) if k is not None and not code[i]]
+        # shapes only where the line is not code or a verbatim template already (the regexes are the cost)
+        shaped = [(i, k) for i in np.flatnonzero(~code) if (k := shape_key(raw[i])) is not None]
         if shaped:
             at, skeys = np.array([i for i, _ in shaped]), np.array([k for _, k in shaped], dtype=np.int64)
             code[at[np.isin(skeys, templates)]] = True
